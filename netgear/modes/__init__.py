@@ -1,0 +1,10 @@
+"""Modes layered onto NetGear through the options dict, in a fixed order."""
+
+from __future__ import annotations
+
+from .base import DELIVER, DROP, FINISH, Mode
+
+__all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
+
+# Order matters: hooks run in this order on send and receive, result shaping too.
+MODES: tuple[type[Mode], ...] = ()

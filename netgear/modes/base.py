@@ -1,0 +1,89 @@
+"""The interface every mode implements.
+
+A mode is one file in ``netgear/modes/`` with one :class:`Mode` subclass. It
+declares the option keys it owns and capability flags the core reads, and it
+hooks into construction (``configure``), each sent message (``on_send``), each
+received message (``on_recv``), the value ``recv()``/``send()`` return, and
+``close()``. The core calls the enabled modes in the fixed order of
+``netgear.modes.MODES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..options import Option
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..transport import Channel, Transport
+    from ..wire import Incoming, Outgoing
+
+__all__ = ["DELIVER", "DROP", "FINISH", "Mode"]
+
+# What the receiver does with a decoded message; modes may change the core's verdict.
+DELIVER, DROP, FINISH = "deliver", "drop", "finish"
+
+
+class Mode:
+    """Base class: a mode that is enabled by the boolean option named ``key``."""
+
+    key: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    # True: send(..., message=...) is delivered to the receiver (else it is refused).
+    carries_message: ClassVar[bool] = False
+    # True: recv(return_data=...) travels back and send() returns it.
+    returns_data: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def enabled(cls, settings: Settings) -> bool:
+        return bool(settings.options.get(cls.key))
+
+    @classmethod
+    def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
+        """Raise OptionError for combinations this mode cannot work with."""
+
+    @classmethod
+    def accepts_port_list(cls, settings: Settings) -> bool:
+        """True when this mode gives a list of ports a meaning on this side."""
+        return False
+
+    @classmethod
+    def split_channels(cls, settings: Settings) -> bool:
+        """True when each port needs its own socket (instead of one socket for all)."""
+        return False
+
+    def configure(self, transport: Transport) -> None:
+        """Called once before any socket opens; add socket hooks, start helpers here."""
+
+    # -- traffic --------------------------------------------------------------------
+    def needs_reply(self) -> bool:
+        """True when the sender must wait for a reply to every frame (beyond REQ/REP)."""
+        return False
+
+    def on_send(self, out: Outgoing) -> None:
+        """Rewrite an outgoing frame message in place (compress it, tag it, ...)."""
+
+    def on_recv(self, incoming: Incoming, verdict: str) -> str:
+        """Return the verdict for a received message: DELIVER, DROP or FINISH."""
+        return verdict
+
+    def shape_result(self, incoming: Incoming, result: Any) -> Any:
+        """Shape what ``recv()`` returns (the core starts from the frame)."""
+        return result
+
+    def shape_send_result(self, channel: Channel, data: Any) -> Any:
+        """Shape what ``send()`` returns when the peer replied with ``data``."""
+        return data
+
+    def pick_channel(self, channels: Sequence[Channel]) -> Channel | None:
+        """Choose the channel for the next frame; None leaves the choice to others."""
+        return None
+
+    def close(self) -> None:
+        """Release what ``configure`` started. Must be idempotent and bounded."""

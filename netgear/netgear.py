@@ -1,0 +1,360 @@
+"""The NetGear class: validates, then composes settings, modes, wire codec and transport."""
+
+from __future__ import annotations
+
+import copy as _copy
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from .codecs import decode_frame
+from .errors import (
+    ClosedError,
+    OptionError,
+    PayloadError,
+    PeerTimeoutError,
+    UsageError,
+    WireFormatError,
+)
+from .modes import DELIVER, DROP, FINISH, MODES, Mode
+from .options import CORE_OPTIONS, validate_options
+from .settings import PATTERNS, Settings, build_settings
+from .stats import Stats
+from .transport import Channel, Transport, translate_errors
+from .wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
+
+__all__ = ["NetGear"]
+
+logger = logging.getLogger(__name__)
+
+_QUIET, _VERBOSE = logging.DEBUG, logging.INFO
+
+# Bounds on close(): how long the end-of-stream message may take, and socket linger.
+END_TIMEOUT = 0.5
+CLOSE_LINGER_MS = 500
+
+
+class NetGear:
+    """Send (``receive_mode=False``) or receive (``True``) frames and data over ZeroMQ.
+
+    ``pattern``: 0 PAIR, 1 REQ/REP, 2 PUB/SUB. The receiver binds ``address:port``
+    (default ``*:5555``), the sender connects (default ``localhost:5555``). Modes
+    and tuning come through ``**options``; every key is checked here, before any
+    socket opens. See docs/options.md.
+    """
+
+    def __init__(self, address: str | None = None, port: Any = None, protocol: str = "tcp",
+                 pattern: int = 0, receive_mode: bool = False, logging: bool = False,
+                 **options: Any) -> None:
+        self._closed = True  # until fully built, close() has nothing to undo
+        specs = CORE_OPTIONS + tuple(opt for mode in MODES for opt in mode.options)
+        settings = build_settings(address, port, protocol, pattern, receive_mode, logging,
+                                  validate_options(options, specs))
+        mode_types = [m for m in MODES if m.enabled(settings)]
+        _check_combinations(settings, mode_types)
+        self.settings = settings
+        # logging=True only raises the level of our own records; handlers are the app's business
+        self._verbose = _VERBOSE if settings.logging else _QUIET
+        opts = settings.options
+        self._timeout: float = opts["request_timeout"]
+        self._retries: int = opts["max_retries"]
+        self._copy: bool = opts["copy"]
+        self._track: bool = opts["track"]
+        self._noblock = opts["flag"] == zmq.NOBLOCK
+        self._modes: list[Mode] = []
+        self._transport: Transport | None = None
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._stats = Stats()
+        self._seq = itertools.count()
+        self._needs_reply = pattern == 1
+        self._carries_message = any(m.carries_message for m in mode_types)
+        self._returns_data = any(m.returns_data for m in mode_types)
+        try:
+            self._modes = [m(settings) for m in mode_types]
+            self._needs_reply = self._needs_reply or any(m.needs_reply() for m in self._modes)
+            self._transport = Transport(
+                settings, split=any(m.split_channels(settings) for m in mode_types)
+            )
+            for mode in self._modes:
+                mode.configure(self._transport)
+            self._transport.open()
+        except BaseException:
+            self._teardown(linger_ms=0)
+            raise
+        self._rotation = itertools.cycle(self._transport.channels)
+        self._closed = False
+        logger.log(
+            self._verbose, "%s %s on %s (%s)%s",
+            "receiving" if receive_mode else "sending", PATTERNS[pattern],
+            ", ".join(self._transport.channels[0].endpoints if len(self._transport.channels) == 1
+                      else [e for c in self._transport.channels for e in c.endpoints]),
+            "bind" if settings.binds else "connect",
+            "".join(f" +{m.key}" for m in self._modes),
+        )
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counters: per-stream frames, drops, latency, fps; bad messages."""
+        return _copy.deepcopy(self._stats.as_dict())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, frame: np.ndarray, message: Any = None) -> Any:
+        """Send one frame (and optional ``message``). Send mode only.
+
+        Returns the receiver's ``return_data`` in bidirectional mode, else None. The frame's
+        buffer may be reused as soon as this returns.
+        """
+        if self.settings.receive_mode:
+            raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "
+                             "so call recv()")
+        if not isinstance(frame, np.ndarray):
+            raise PayloadError(f"frame must be a numpy array, got {type(frame).__name__}")
+        if message is not None and not self._carries_message:
+            raise UsageError("send(message=...) needs bidirectional_mode or multiserver_mode; "
+                             "without them the receiver has no way to return the message")
+        with self._lock:
+            self._check_open()
+            out = Outgoing(FRAME, next(self._seq), frame, message)
+            for mode in self._modes:
+                mode.on_send(out)
+            parts = encode(out)
+            channel = self._pick_channel()
+            assert self._transport is not None  # set whenever open
+            if self._needs_reply:
+                data = self._exchange(channel, parts, out.seq, self._timeout, self._retries)
+                self._stats.sent += 1
+                if not self._returns_data:
+                    return None
+                for mode in self._modes:
+                    data = mode.shape_send_result(channel, data)
+                return data
+            sent = self._transport.send(
+                channel, parts, copy=self._copy or not self._track, track=self._track,
+                timeout=self._timeout, retries=self._retries, drop_if_busy=self._noblock,
+                stop=self._closing.is_set,
+            )
+            if sent:
+                self._stats.sent += 1
+            else:
+                self._stats.send_dropped += 1
+            return None
+
+    def recv(self, return_data: Any = None) -> Any:
+        """Receive the next frame. Receive mode only.
+
+        Returns the frame (or the mode-shaped tuple), or None once the stream has ended
+        (every sender closed, ``subscriber_timeout`` passed, or this instance was closed).
+        """
+        if not self.settings.receive_mode:
+            raise UsageError("recv() is for receive mode; this NetGear has receive_mode=False, "
+                             "so call send()")
+        if return_data is not None and not self._returns_data:
+            raise UsageError("recv(return_data=...) needs bidirectional_mode=True")
+        with self._lock:
+            if self._closed:
+                return None
+            return self._receive_loop(return_data)
+
+    def close(self) -> None:
+        """End the stream (the peer's recv() returns None) and release everything.
+
+        Idempotent, bounded (about a second at most), safe from another thread.
+        """
+        if self._closed:
+            return
+        self._closing.set()  # wakes a recv()/send() blocked in another thread
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            linger = 0
+            if not self.settings.receive_mode:
+                linger = CLOSE_LINGER_MS
+                try:
+                    self._send_end()
+                except Exception as exc:  # the peer may be long gone; close anyway
+                    logger.debug("end-of-stream not delivered: %s", exc)
+            self._teardown(linger)
+
+    def __enter__(self) -> NetGear:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this NetGear is closed")
+
+    def _pick_channel(self) -> Channel:
+        assert self._transport is not None
+        channels = self._transport.channels
+        for mode in self._modes:
+            chosen = mode.pick_channel(channels)
+            if chosen is not None:
+                return chosen
+        return channels[0] if len(channels) == 1 else next(self._rotation)
+
+    def _exchange(self, channel: Channel, parts: list[Any], seq: int, timeout: float,
+                  retries: int) -> Any:
+        """Send and wait for the reply to ``seq``; return the reply's message."""
+        assert self._transport is not None
+        found: list[Incoming] = []
+
+        def accept(reply: list[Any]) -> bool:
+            try:
+                incoming = decode(reply)
+            except WireFormatError as exc:
+                logger.warning("port %s: malformed reply dropped: %s", channel.label, exc)
+                return False
+            if incoming.kind == REPLY and incoming.seq == seq:
+                found.append(incoming)
+                return True
+            return False
+
+        # REQ/REP is zero-copy: send() returns only after the reply, when libzmq is done
+        # with the buffer, so the caller may reuse it at once.
+        reply = self._transport.request(channel, parts, copy=self._copy, timeout=timeout,
+                                        retries=retries, accept=accept,
+                                        stop=self._closing.is_set)
+        if reply is None:
+            raise ClosedError("closed while waiting for a reply")
+        return found[0].message
+
+    def _receive_loop(self, return_data: Any) -> Any:
+        assert self._transport is not None
+        opts = self.settings.options
+        channel = self._transport.channels[0]
+        silence = opts["subscriber_timeout"]
+        timeout = opts["receive_timeout"]
+        bounds = [t for t in (silence, timeout) if t is not None]
+        wait = min(bounds) if bounds else None
+        while True:
+            parts = self._transport.receive(channel, wait, self._copy, self._closing.is_set)
+            if parts is None:
+                if self._closing.is_set() or (silence is not None and wait == silence):
+                    return None
+                raise PeerTimeoutError(f"no message within receive_timeout={timeout:g}s")
+            verdict, incoming = self._judge(parts)
+            if self._needs_reply:
+                self._reply(channel, incoming, return_data if verdict == DELIVER else None)
+            if verdict == FINISH:
+                logger.log(self._verbose, "end of stream")
+                return None
+            if verdict == DELIVER and incoming is not None:
+                result: Any = incoming.frame
+                for mode in self._modes:
+                    result = mode.shape_result(incoming, result)
+                return result
+
+    def _judge(self, parts: list[Any]) -> tuple[str, Incoming | None]:
+        """Decode a message and decide what to do with it; malformed ones are dropped."""
+        try:
+            incoming = decode(parts)
+            if incoming.kind == FRAME:
+                incoming.frame = decode_frame(incoming)
+        except WireFormatError as exc:
+            self._stats.bad_messages += 1
+            if self._stats.bad_messages == 1 or self.settings.logging:
+                logger.warning("malformed message dropped: %s", exc)
+            return DROP, None
+        if incoming.kind == FRAME:
+            name = str(incoming.header.get("p", self.settings.port))
+            self._stats.stream(name).record(incoming.seq, incoming.ts,
+                                            incoming.frame.nbytes)  # type: ignore[union-attr]
+            verdict = DELIVER
+        else:
+            verdict = FINISH if incoming.kind == END else DROP
+        for mode in self._modes:
+            verdict = mode.on_recv(incoming, verdict)
+        return verdict, incoming
+
+    def _reply(self, channel: Channel, incoming: Incoming | None, data: Any) -> None:
+        """Answer every request, even a malformed one, so the sender is never stuck."""
+        assert self._transport is not None
+        seq = incoming.seq if incoming is not None else -1
+        self._transport.reply(channel, encode(Outgoing(REPLY, seq, message=data)))
+
+    def _send_end(self) -> None:
+        assert self._transport is not None
+        for channel in self._transport.channels:
+            parts = encode(Outgoing(END, next(self._seq)))
+            if self._needs_reply:
+                seq = _seq_of(parts)
+                try:
+                    self._exchange(channel, parts, seq, min(self._timeout, END_TIMEOUT), 0)
+                except (PeerTimeoutError, ClosedError):
+                    logger.debug("port %s: end-of-stream not acknowledged", channel.label)
+            elif self.settings.pattern == 2:
+                _publish_reliably(channel, parts, END_TIMEOUT)
+            else:
+                self._transport.send(channel, parts, copy=True, track=False,
+                                     timeout=END_TIMEOUT, retries=0, drop_if_busy=False)
+
+    def _teardown(self, linger_ms: int) -> None:
+        for mode in reversed(self._modes):
+            try:
+                mode.close()
+            except Exception:
+                logger.exception("closing mode %s failed", mode.key)
+        if self._transport is not None:
+            self._transport.close(linger_ms)
+
+
+def _seq_of(parts: list[Any]) -> int:
+    return decode(parts).seq
+
+
+def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:
+    """Queue ``parts`` to every subscriber, waiting (bounded) where a pipe is full.
+
+    A PUB socket silently drops a message for a subscriber whose queue is full; with
+    XPUB_NODROP it refuses instead, so the end-of-stream marker is retried, not lost.
+    """
+    sock = channel.sock
+    if sock is None:
+        return
+    deadline = time.monotonic() + timeout
+    with translate_errors("end of stream"):
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
+        while True:
+            try:
+                sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.01)  # only at close, only while a subscriber's queue is full
+
+
+def _check_combinations(settings: Settings, mode_types: list[type[Mode]]) -> None:
+    """Cross-option rules of the core; each mode adds its own in ``Mode.validate``."""
+    opts = settings.options
+    if opts["flag"] == zmq.NOBLOCK and settings.pattern == 1:
+        raise OptionError("flag=zmq.NOBLOCK cannot apply to pattern 1 (REQ/REP): every frame "
+                          "waits for its reply; use pattern 0 or 2 to drop frames instead",
+                          key="flag")
+    if opts["subscriber_timeout"] is not None and settings.pattern != 2:
+        raise OptionError("subscriber_timeout applies to pattern 2 (PUB/SUB) only; "
+                          "use receive_timeout for other patterns", key="subscriber_timeout")
+    if settings.port_given_as_list and not any(m.accepts_port_list(settings)
+                                               for m in mode_types):
+        side = "receiver" if settings.receive_mode else "sender"
+        raise OptionError(
+            f"a list of ports on the {side} needs "
+            f"{'multiserver_mode' if settings.receive_mode else 'multiclient_mode'}=True; "
+            "otherwise give a single port", key="port")
+    enabled = frozenset(m.key for m in mode_types)
+    for mode in mode_types:
+        mode.validate(settings, enabled)

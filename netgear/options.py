@@ -1,0 +1,205 @@
+"""Declarative option specs and their validation.
+
+Each option is an :class:`Option`; the core declares its own, and every mode in
+``netgear/modes/`` declares the keys it owns. :func:`validate_options` checks a
+whole options dict against all of them before any socket exists, so a typo or
+a wrong type fails at construction with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OptionError
+
+__all__ = ["CORE_OPTIONS", "Option", "validate_options"]
+
+# A check returns None when the value is fine, or a short phrase saying what is allowed.
+Check = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One accepted key of the ``**options`` dict."""
+
+    key: str
+    types: tuple[type, ...]
+    default: Any
+    doc: str
+    check: Check | None = None
+    allowed: str = ""
+    nullable: bool = False
+    aliases: tuple[str, ...] = field(default=())
+
+    def describe_type(self) -> str:
+        names = [t.__name__ for t in self.types]
+        if self.nullable:
+            names.append("None")
+        return " or ".join(names)
+
+    def coerce(self, value: Any) -> Any:
+        """Return the validated value, raising :class:`OptionError` otherwise."""
+        if value is None and self.nullable:
+            return None
+        if not _type_ok(value, self.types):
+            raise OptionError(
+                f"option {self.key!r} must be {self.describe_type()}, "
+                f"got {type(value).__name__} {value!r}",
+                key=self.key,
+            )
+        if float in self.types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.check is not None:
+            problem = self.check(value)
+            if problem is not None:
+                raise OptionError(
+                    f"option {self.key!r}={value!r} is invalid: {problem}", key=self.key
+                )
+        return value
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int subclass; True is never a valid int/float option value.
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, types)
+
+
+def in_range(low: float | None, high: float | None) -> Check:
+    """A check accepting finite numbers within [low, high] (either bound optional)."""
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if (low is not None and value < low) or (high is not None and value > high):
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            return f"must be between {lo} and {hi}"
+        return None
+
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    """A check accepting only the listed values."""
+
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return "must be one of " + ", ".join(repr(c) for c in choices)
+        return None
+
+    return check
+
+
+def _valid_flag(value: int) -> str | None:
+    # 1 is zmq.NOBLOCK; spelled out so this module does not import zmq.
+    return None if value in (0, 1) else "must be 0 or zmq.NOBLOCK (1)"
+
+
+CORE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "flag",
+        (int,),
+        0,
+        "0 (send() waits for queue space) or zmq.NOBLOCK (send() drops the frame and counts it "
+        "instead of waiting when the outgoing queue is full). PAIR and PUB/SUB senders only.",
+        check=_valid_flag,
+    ),
+    Option(
+        "copy",
+        (bool,),
+        False,
+        "False: netgear picks the fastest safe buffer handling (zero-copy where the pattern "
+        "makes it safe). True: libzmq copies every message on send and receive.",
+    ),
+    Option(
+        "track",
+        (bool,),
+        False,
+        "True: fire-and-forget senders (PAIR, PUB/SUB) send zero-copy and send() waits until "
+        "libzmq has released the frame buffer, instead of staging a copy.",
+    ),
+    Option(
+        "request_timeout",
+        (float,),
+        4.0,
+        "Seconds a sender waits for its peer (a REQ/REP reply, queue space on PAIR) before one "
+        "retry.",
+        check=in_range(0.01, 3600),
+    ),
+    Option(
+        "max_retries",
+        (int,),
+        3,
+        "Retries (each rebuilding the socket) before send() raises PeerTimeoutError. The budget "
+        "is reset after every successful send.",
+        check=in_range(0, 1000),
+    ),
+    Option(
+        "subscriber_timeout",
+        (float,),
+        None,
+        "PUB/SUB receivers: seconds of silence after which recv() returns None (stream over). "
+        "None waits forever.",
+        check=in_range(0.01, 86400),
+        nullable=True,
+    ),
+    Option(
+        "receive_timeout",
+        (float,),
+        None,
+        "Receivers in any pattern: seconds recv() waits for a message before raising "
+        "PeerTimeoutError. None waits until a frame or the end of the stream arrives.",
+        check=in_range(0.001, 86400),
+        nullable=True,
+    ),
+    Option(
+        "force_terminate",
+        (bool,),
+        False,
+        "Accepted for vidgear compatibility. netgear's close() is always bounded, so this "
+        "changes nothing.",
+    ),
+)
+
+
+def validate_options(
+    options: Mapping[str, Any], specs: Iterable[Option]
+) -> dict[str, Any]:
+    """Validate ``options`` against ``specs`` and return a complete dict with defaults.
+
+    Unknown keys raise :class:`OptionError` with the closest known key as a hint.
+    """
+    by_key: dict[str, Option] = {}
+    for spec in specs:
+        for name in (spec.key, *spec.aliases):
+            by_key[name] = spec
+    resolved: dict[str, Any] = {}
+    for key, value in options.items():
+        if not isinstance(key, str):
+            raise OptionError(f"option keys must be strings, got {key!r}", key=str(key))
+        spec = by_key.get(key)
+        if spec is None:
+            raise OptionError(_unknown_key_message(key, by_key), key=key)
+        if spec.key in resolved:
+            raise OptionError(
+                f"option {spec.key!r} given twice (once as {key!r})", key=spec.key
+            )
+        resolved[spec.key] = spec.coerce(value)
+    for spec in set(by_key.values()):
+        resolved.setdefault(spec.key, spec.default)
+    return resolved
+
+
+def _unknown_key_message(key: str, known: Mapping[str, Option]) -> str:
+    hint = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    message = f"unknown option {key!r}"
+    if hint:
+        message += f"; did you mean {hint[0]!r}?"
+    return message + " Known options: " + ", ".join(sorted(known)) + "."

@@ -1,0 +1,74 @@
+"""Per-stream receive statistics, derived from the header's sequence numbers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Stats", "StreamStats"]
+
+
+@dataclass
+class StreamStats:
+    """Counters for one sender (one port in multi-server mode)."""
+
+    name: str
+    frames: int = 0
+    dropped: int = 0  # frames missing from the sequence (PUB/SUB drops, lost on restart)
+    restarts: int = 0  # the sender's sequence started over
+    bytes: int = 0
+    last_seq: int = -1
+    last_seen: float = 0.0  # time.time() of the last frame
+    latency: float = 0.0  # seconds, sender clock to receiver clock, smoothed
+    fps: float = 0.0  # smoothed
+    _last_arrival: float = field(default=0.0, repr=False)
+
+    def record(self, seq: int, sent_at: float, nbytes: int) -> None:
+        now = time.time()
+        if self.last_seq >= 0:
+            if seq > self.last_seq + 1:
+                self.dropped += seq - self.last_seq - 1
+            elif seq <= self.last_seq:
+                self.restarts += 1
+        self.last_seq = seq
+        self.frames += 1
+        self.bytes += nbytes
+        arrival = time.monotonic()
+        if self._last_arrival:
+            gap = arrival - self._last_arrival
+            if gap > 0:
+                self.fps = 1.0 / gap if not self.fps else 0.9 * self.fps + 0.1 / gap
+        self._last_arrival = arrival
+        delay = max(0.0, now - sent_at)
+        self.latency = delay if self.frames == 1 else 0.9 * self.latency + 0.1 * delay
+        self.last_seen = now
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_last_arrival")
+        return data
+
+
+@dataclass
+class Stats:
+    """What a receiver counted; ``NetGear.stats`` returns a snapshot of it."""
+
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    bad_messages: int = 0  # malformed messages dropped
+    sent: int = 0  # frames a sender handed to the socket
+    send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
+
+    def stream(self, name: str) -> StreamStats:
+        entry = self.streams.get(name)
+        if entry is None:
+            entry = self.streams[name] = StreamStats(name)
+        return entry
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "streams": {k: v.as_dict() for k, v in self.streams.items()},
+            "bad_messages": self.bad_messages,
+            "sent": self.sent,
+            "send_dropped": self.send_dropped,
+        }

@@ -1,0 +1,270 @@
+"""Sockets: creation, options, bind/connect, bounded waits, Lazy Pirate rebuilds.
+
+This is the one place where ``zmq.ZMQError`` becomes :class:`TransportError`.
+Every socket option is applied by :meth:`Channel.open` through the hooks the
+modes registered, so a rebuilt socket gets exactly the options (and keys) the
+first one had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import zmq
+
+from .errors import PeerTimeoutError, TransportError
+from .settings import Settings
+
+__all__ = ["Channel", "SocketHook", "Transport", "translate_errors", "wait_for"]
+
+logger = logging.getLogger(__name__)
+
+SocketHook = Callable[[zmq.Socket, "Channel"], None]
+
+# (sender, receiver) socket types per pattern. The PUB/SUB sender is an XPUB so
+# close() can switch on XPUB_NODROP and be sure the end-of-stream message is
+# queued to every subscriber instead of being dropped by a full pipe.
+SOCKET_TYPES = {0: (zmq.PAIR, zmq.PAIR), 1: (zmq.REQ, zmq.REP), 2: (zmq.XPUB, zmq.SUB)}
+POLL_SLICE_MS = 100  # blocking waits wake this often to notice close() from another thread
+Stop = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
+
+
+def wait_for(sock: zmq.Socket, event: int, timeout: float | None, stop: Stop = _never) -> bool:
+    """Poll ``sock`` for ``event`` up to ``timeout`` seconds (None: no limit) in short slices.
+
+    False when the time is up or ``stop()`` turned true first.
+    """
+    if timeout is not None and timeout <= 0:
+        return bool(sock.poll(0, event))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not stop():
+        slice_ms = POLL_SLICE_MS
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            slice_ms = min(slice_ms, max(1, int(left * 1000)))
+        if sock.poll(slice_ms, event):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except zmq.ZMQError as exc:
+        raise TransportError(f"{action} failed: {exc.strerror} (errno {exc.errno})") from exc
+
+
+class Channel:
+    """One ZeroMQ socket and the endpoints it binds or connects to."""
+
+    def __init__(self, context: zmq.Context, socket_type: int, endpoints: Sequence[str],
+                 bind: bool, hooks: Sequence[SocketHook], label: str, ipv6: bool) -> None:
+        self.context = context
+        self.socket_type = socket_type
+        self.endpoints = list(endpoints)
+        self.bind = bind
+        self.hooks = list(hooks)
+        self.label = label  # the port this channel stands for, reported to the user
+        self.ipv6 = ipv6
+        self.sock: zmq.Socket | None = None
+        self.rebuilds = 0
+
+    def open(self) -> None:
+        sock = self.context.socket(self.socket_type)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            if self.ipv6:
+                sock.setsockopt(zmq.IPV6, 1)
+            for hook in self.hooks:
+                hook(sock, self)
+            for endpoint in self.endpoints:
+                verb = "bind" if self.bind else "connect"
+                with translate_errors(f"{verb} to {endpoint}"):
+                    (sock.bind if self.bind else sock.connect)(endpoint)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        self.sock = sock
+
+    def rebuild(self) -> None:
+        """Lazy Pirate: drop the socket and whatever it queued, then open a fresh one."""
+        self.close(linger_ms=0)
+        self.rebuilds += 1
+        logger.debug("rebuilding socket for %s (rebuild %d)", self.label, self.rebuilds)
+        self.open()
+
+    def close(self, linger_ms: int = 0) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.close(linger=linger_ms)
+            self.sock = None
+
+
+class Transport:
+    """The channels of one NetGear instance and the blocking operations on them."""
+
+    def __init__(self, settings: Settings, split: bool) -> None:
+        # inproc only works within one context, so those instances share the global one;
+        # everything else gets its own, so instances never interfere (ZAP handlers, term()).
+        self.shared_context = settings.protocol == "inproc"
+        self.context = zmq.Context.instance() if self.shared_context else zmq.Context()
+        sender_type, receiver_type = SOCKET_TYPES[settings.pattern]
+        socket_type = receiver_type if settings.receive_mode else sender_type
+        hooks = [_base_options(settings)]
+        if split:
+            self.channels = [
+                Channel(self.context, socket_type, [settings.endpoint(p)], settings.binds,
+                        hooks, p, settings.ipv6)
+                for p in settings.ports
+            ]
+        else:
+            self.channels = [
+                Channel(self.context, socket_type, settings.endpoints(), settings.binds, hooks,
+                        settings.port, settings.ipv6)
+            ]
+        self.closed = False
+
+    def add_hook(self, hook: SocketHook) -> None:
+        """Apply ``hook`` to every socket this transport opens, rebuilds included."""
+        for channel in self.channels:
+            channel.hooks.append(hook)
+
+    def open(self) -> None:
+        try:
+            for channel in self.channels:
+                channel.open()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- sending ------------------------------------------------------------------------
+    def send(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
+             timeout: float, retries: int, drop_if_busy: bool, stop: Stop = _never) -> bool:
+        """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
+
+        Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
+        """
+        for attempt in range(retries + 1):
+            sock = self._sock(channel)
+            with translate_errors("send"):
+                if wait_for(sock, zmq.POLLOUT, 0 if drop_if_busy else timeout, stop):
+                    tracker = sock.send_multipart(parts, copy=copy, track=track)
+                    if track and tracker is not None:
+                        self._wait_tracker(tracker, timeout, channel)
+                    return True
+            if drop_if_busy or stop():
+                return False
+            logger.warning("%s: peer not ready after %.2fs (attempt %d of %d)",
+                           channel.label, timeout, attempt + 1, retries + 1)
+            if attempt < retries:
+                with translate_errors("socket rebuild"):
+                    channel.rebuild()
+        raise PeerTimeoutError(
+            f"no peer took the message on port {channel.label} within {timeout:g}s "
+            f"after {retries} retries"
+        )
+
+    def _wait_tracker(self, tracker: zmq.MessageTracker, timeout: float,
+                      channel: Channel) -> None:
+        try:
+            tracker.wait(timeout)
+        except zmq.NotDone as exc:
+            # libzmq still holds the buffer; drop the socket so it cannot read it later.
+            with translate_errors("socket rebuild"):
+                channel.rebuild()
+            raise PeerTimeoutError(
+                f"port {channel.label}: the frame was not sent within {timeout:g}s"
+            ) from exc
+
+    def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
+                retries: int, accept: Callable[[list[Any]], bool],
+                stop: Stop = _never) -> list[Any] | None:
+        """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
+
+        ``accept`` tells a reply to this request from a stale one, which is skipped.
+        None when ``stop()`` turned true while waiting.
+        """
+        for attempt in range(retries + 1):
+            sock = self._sock(channel)
+            deadline = time.monotonic() + timeout
+            with translate_errors("request"):
+                if wait_for(sock, zmq.POLLOUT, timeout, stop):
+                    sock.send_multipart(parts, copy=copy)
+                    while wait_for(sock, zmq.POLLIN, deadline - time.monotonic(), stop):
+                        reply = sock.recv_multipart(copy=False)
+                        if accept(reply):
+                            return reply
+            if stop():
+                return None
+            logger.warning("%s: no reply within %.2fs (attempt %d of %d)",
+                           channel.label, timeout, attempt + 1, retries + 1)
+            if attempt < retries:
+                with translate_errors("socket rebuild"):
+                    channel.rebuild()
+        # The socket may hold a half-done request; leave a clean one for the next call.
+        with translate_errors("socket rebuild"):
+            channel.rebuild()
+        raise PeerTimeoutError(
+            f"no reply from port {channel.label} within {timeout:g}s after {retries} retries"
+        )
+
+    # -- receiving ----------------------------------------------------------------------
+    def receive(self, channel: Channel, timeout: float | None, copy: bool,
+                stop: Stop) -> list[Any] | None:
+        """Wait for one message; None when ``timeout`` passes or ``stop()`` turns true."""
+        sock = self._sock(channel)
+        with translate_errors("receive"):
+            try:
+                # the common case under load: a message is already queued, skip the poll
+                return sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+            except zmq.Again:
+                pass
+            if wait_for(sock, zmq.POLLIN, timeout, stop):
+                return sock.recv_multipart(copy=copy)
+        return None
+
+    def reply(self, channel: Channel, parts: list[Any]) -> None:
+        with translate_errors("reply"):
+            self._sock(channel).send_multipart(parts, copy=True)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _sock(self, channel: Channel) -> zmq.Socket:
+        if channel.sock is None:
+            raise TransportError(f"socket for port {channel.label} is closed")
+        return channel.sock
+
+    def close(self, linger_ms: int = 0) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for channel in self.channels:
+            channel.close(linger_ms)
+        if not self.shared_context:
+            # every socket is closed with a bounded linger, so term() cannot hang
+            self.context.term()
+
+
+def _base_options(settings: Settings) -> SocketHook:
+    pattern, receiving = settings.pattern, settings.receive_mode
+
+    def apply(sock: zmq.Socket, channel: Channel) -> None:
+        if pattern == 2 and receiving:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if not receiving and pattern in (0, 1):
+            # queue nothing for a peer that is not connected: send() waits instead (bounded)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+
+    return apply
