@@ -246,39 +246,50 @@ class NetGear:
                 if self._closing.is_set() or (silence is not None and wait == silence):
                     return None
                 raise PeerTimeoutError(f"no message within receive_timeout={timeout:g}s")
-            verdict, incoming = self._judge(parts)
+            incoming = self._parse(parts)
+            verdict = self._judge(incoming)
             if self._needs_reply:
+                # Reply before decoding the payload: the sender prepares its next frame
+                # (e.g. JPEG-encodes it) while this side decodes the current one.
                 self._reply(channel, incoming, return_data if verdict == DELIVER else None)
             if verdict == FINISH:
                 logger.log(self._verbose, "end of stream")
                 return None
-            if verdict == DELIVER and incoming is not None:
-                result: Any = incoming.frame
-                for mode in self._modes:
-                    result = mode.shape_result(incoming, result)
-                return result
-
-    def _judge(self, parts: list[Any]) -> tuple[str, Incoming | None]:
-        """Decode a message and decide what to do with it; malformed ones are dropped."""
-        try:
-            incoming = decode(parts)
-            if incoming.kind == FRAME:
-                incoming.frame = decode_frame(incoming)
-        except WireFormatError as exc:
-            self._stats.bad_messages += 1
-            if self._stats.bad_messages == 1 or self.settings.logging:
-                logger.warning("malformed message dropped: %s", exc)
-            return DROP, None
-        if incoming.kind == FRAME:
+            if verdict != DELIVER or incoming is None:
+                continue
+            try:
+                frame = decode_frame(incoming)
+            except WireFormatError as exc:
+                self._count_bad(exc)
+                continue
+            incoming.frame = frame
             name = str(incoming.header.get("p", self.settings.port))
-            self._stats.stream(name).record(incoming.seq, incoming.ts,
-                                            incoming.frame.nbytes)  # type: ignore[union-attr]
-            verdict = DELIVER
-        else:
-            verdict = FINISH if incoming.kind == END else DROP
+            self._stats.stream(name).record(incoming.seq, incoming.ts, frame.nbytes)
+            result: Any = frame
+            for mode in self._modes:
+                result = mode.shape_result(incoming, result)
+            return result
+
+    def _parse(self, parts: list[Any]) -> Incoming | None:
+        try:
+            return decode(parts)
+        except WireFormatError as exc:
+            self._count_bad(exc)
+            return None
+
+    def _count_bad(self, exc: WireFormatError) -> None:
+        self._stats.bad_messages += 1
+        if self._stats.bad_messages == 1 or self.settings.logging:
+            logger.warning("malformed message dropped: %s", exc)
+
+    def _judge(self, incoming: Incoming | None) -> str:
+        """What to do with a message, from its header: DELIVER, DROP or FINISH."""
+        if incoming is None:
+            return DROP
+        verdict = {FRAME: DELIVER, END: FINISH}.get(incoming.kind, DROP)
         for mode in self._modes:
             verdict = mode.on_recv(incoming, verdict)
-        return verdict, incoming
+        return verdict
 
     def _reply(self, channel: Channel, incoming: Incoming | None, data: Any) -> None:
         """Answer every request, even a malformed one, so the sender is never stuck."""
