@@ -7,7 +7,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zmq
@@ -207,7 +207,7 @@ class NetGear:
         return channels[0] if len(channels) == 1 else next(self._rotation)
 
     def _exchange(self, channel: Channel, parts: list[Any], seq: int, timeout: float,
-                  retries: int) -> Any:
+                  retries: int, stop: Callable[[], bool] | None = None) -> Any:
         """Send and wait for the reply to ``seq``; return the reply's message."""
         assert self._transport is not None
         found: list[Incoming] = []
@@ -227,7 +227,7 @@ class NetGear:
         # with the buffer, so the caller may reuse it at once.
         reply = self._transport.request(channel, parts, copy=self._copy, timeout=timeout,
                                         retries=retries, accept=accept,
-                                        stop=self._closing.is_set)
+                                        stop=stop or self._closing.is_set)
         if reply is None:
             raise ClosedError("closed while waiting for a reply")
         return found[0].message
@@ -304,7 +304,9 @@ class NetGear:
             if self._needs_reply:
                 seq = _seq_of(parts)
                 try:
-                    self._exchange(channel, parts, seq, min(self._timeout, END_TIMEOUT), 0)
+                    # not interruptible by _closing: close() itself is waiting here
+                    self._exchange(channel, parts, seq, min(self._timeout, END_TIMEOUT), 0,
+                                   stop=_never)
                 except (PeerTimeoutError, ClosedError):
                     logger.debug("port %s: end-of-stream not acknowledged", channel.label)
             elif self.settings.pattern == 2:
@@ -321,6 +323,10 @@ class NetGear:
                 logger.exception("closing mode %s failed", mode.key)
         if self._transport is not None:
             self._transport.close(linger_ms)
+
+
+def _never() -> bool:
+    return False
 
 
 def _seq_of(parts: list[Any]) -> int:

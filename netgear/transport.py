@@ -157,6 +157,8 @@ class Transport:
         """
         for attempt in range(retries + 1):
             sock = self._sock(channel)
+            if channel.socket_type == zmq.XPUB:
+                _drain_subscriptions(sock)
             with translate_errors("send"):
                 if wait_for(sock, zmq.POLLOUT, 0 if drop_if_busy else timeout, stop):
                     tracker = sock.send_multipart(parts, copy=copy, track=track)
@@ -253,6 +255,14 @@ class Transport:
         if not self.shared_context:
             # every socket is closed with a bounded linger, so term() cannot hang
             self.context.term()
+
+
+def _drain_subscriptions(sock: zmq.Socket) -> None:
+    # XPUB queues a notice per subscribe/unsubscribe transition; nobody reads them, and
+    # libzmq would keep them forever on a publisher that runs for months.
+    with contextlib.suppress(zmq.ZMQError):
+        while True:
+            sock.recv(zmq.NOBLOCK, copy=True)
 
 
 def _base_options(settings: Settings) -> SocketHook:
