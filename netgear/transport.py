@@ -29,6 +29,7 @@ SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # close() can switch on XPUB_NODROP and be sure the end-of-stream message is
 # queued to every subscriber instead of being dropped by a full pipe.
 SOCKET_TYPES = {0: (zmq.PAIR, zmq.PAIR), 1: (zmq.REQ, zmq.REP), 2: (zmq.XPUB, zmq.SUB)}
+QUEUE_FRAMES = 4  # per side and peer; enough to keep a pipeline busy
 POLL_SLICE_MS = 100  # blocking waits wake this often to notice close() from another thread
 Stop = Callable[[], bool]
 
@@ -274,6 +275,10 @@ def _base_options(settings: Settings) -> SocketHook:
         if not receiving and pattern in (0, 1):
             # queue nothing for a peer that is not connected: send() waits instead (bounded)
             sock.setsockopt(zmq.IMMEDIATE, 1)
+        # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
+        # let a fast sender pile up gigabytes in front of a slow receiver.
+        sock.setsockopt(zmq.SNDHWM, QUEUE_FRAMES)
+        sock.setsockopt(zmq.RCVHWM, QUEUE_FRAMES)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
 
