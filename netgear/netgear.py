@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import itertools
 import logging
+import secrets
 import threading
 import time
 from typing import Any, Callable
@@ -36,6 +38,7 @@ _QUIET, _VERBOSE = logging.DEBUG, logging.INFO
 
 # Bounds on close(): how long the end-of-stream message may take, and socket linger.
 END_TIMEOUT = 0.5
+END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
 CLOSE_LINGER_MS = 500
 
 
@@ -71,6 +74,9 @@ class NetGear:
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._stats = Stats()
+        # stream -> (sender instance, seq) of the newest message, to drop repeats
+        self._last_seen: dict[str, tuple[Any, int]] = {}
+        self._instance = secrets.randbits(31)  # tells a retry from a restarted sender
         self._seq = itertools.count()
         self._needs_reply = pattern == 1
         self._carries_message = any(m.carries_message for m in mode_types)
@@ -125,13 +131,21 @@ class NetGear:
         with self._lock:
             self._check_open()
             out = Outgoing(FRAME, next(self._seq), frame, message)
+            out.extra["i"] = self._instance
             for mode in self._modes:
                 mode.on_send(out)
             parts = encode(out)
             channel = self._pick_channel()
             assert self._transport is not None  # set whenever open
             if self._needs_reply:
-                data = self._exchange(channel, parts, out.seq, self._timeout, self._retries)
+                try:
+                    data = self._exchange(channel, parts, out.seq, self._timeout, self._retries)
+                except PeerTimeoutError:
+                    # a mode with other peers to fall back on may drop this frame instead
+                    if not any(mode.peer_failed(channel) for mode in self._modes):
+                        raise
+                    self._stats.send_dropped += 1
+                    return None
                 self._stats.sent += 1
                 if not self._returns_data:
                     return None
@@ -284,9 +298,21 @@ class NetGear:
 
     def _judge(self, incoming: Incoming | None) -> str:
         """What to do with a message, from its header: DELIVER, DROP or FINISH."""
-        if incoming is None:
+        if incoming is None or incoming.kind == REPLY:
             return DROP
-        verdict = {FRAME: DELIVER, END: FINISH}.get(incoming.kind, DROP)
+        stream = str(incoming.header.get("p", self.settings.port))
+        origin = incoming.header.get("i")
+        last = self._last_seen.get(stream)
+        if last is not None and last[0] == origin and incoming.seq <= last[1]:
+            # A Lazy Pirate retry of a frame whose reply was only late, or a repeated
+            # end-of-stream marker: answered again, delivered once.
+            self._stats.duplicates += 1
+            return DROP
+        self._last_seen[stream] = (origin, incoming.seq)
+        verdict = DELIVER
+        if incoming.kind == END:
+            self._stats.stream(stream).record_end(incoming.seq)
+            verdict = FINISH
         for mode in self._modes:
             verdict = mode.on_recv(incoming, verdict)
         return verdict
@@ -300,7 +326,11 @@ class NetGear:
     def _send_end(self) -> None:
         assert self._transport is not None
         for channel in self._transport.channels:
-            parts = encode(Outgoing(END, next(self._seq)))
+            out = Outgoing(END, next(self._seq))
+            out.extra["i"] = self._instance
+            for mode in self._modes:
+                mode.on_end(out)
+            parts = encode(out)
             if self._needs_reply:
                 seq = _seq_of(parts)
                 try:
@@ -334,25 +364,28 @@ def _seq_of(parts: list[Any]) -> int:
 
 
 def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:
-    """Queue ``parts`` to every subscriber, waiting (bounded) where a pipe is full.
+    """Get the end-of-stream marker to every subscriber, within ``timeout``.
 
-    A PUB socket silently drops a message for a subscriber whose queue is full; with
-    XPUB_NODROP it refuses instead, so the end-of-stream marker is retried, not lost.
+    libzmq marks a PUB pipe inactive once a burst fills it and silently skips it until the
+    socket next processes its commands; XPUB_NODROP cannot see such a pipe either. So the
+    marker is published a few times with back-off, letting drained pipes come back in
+    between (receivers ignore the repeats: they share one sequence number).
     """
     sock = channel.sock
     if sock is None:
         return
     deadline = time.monotonic() + timeout
+    pause = 0.01
     with translate_errors("end of stream"):
-        sock.setsockopt(zmq.XPUB_NODROP, 1)
-        while True:
-            try:
+        sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full (but active) pipe refuses, not drops
+        for _ in range(END_REPEATS):
+            sock.getsockopt(zmq.EVENTS)  # process pending commands: reactivates pipes
+            with contextlib.suppress(zmq.Again):
                 sock.send_multipart(parts, flags=zmq.NOBLOCK)
+            if time.monotonic() + pause > deadline:
                 return
-            except zmq.Again:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(0.01)  # only at close, only while a subscriber's queue is full
+            time.sleep(pause)  # close() only; bounded by ``timeout``
+            pause *= 2
 
 
 def _check_combinations(settings: Settings, mode_types: list[type[Mode]]) -> None:

@@ -44,6 +44,12 @@ class StreamStats:
         self.latency = delay if self.frames == 1 else 0.9 * self.latency + 0.1 * delay
         self.last_seen = now
 
+    def record_end(self, seq: int) -> None:
+        """The sender closed; frames between the last one seen and its END were lost."""
+        if 0 <= self.last_seq < seq - 1:
+            self.dropped += seq - self.last_seq - 1
+        self.last_seq = -1  # whatever comes next is a new stream
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_last_arrival")
@@ -56,6 +62,7 @@ class Stats:
 
     streams: dict[str, StreamStats] = field(default_factory=dict)
     bad_messages: int = 0  # malformed messages dropped
+    duplicates: int = 0  # retried frames and repeated end markers, answered but not delivered
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
 
@@ -69,6 +76,7 @@ class Stats:
         return {
             "streams": {k: v.as_dict() for k, v in self.streams.items()},
             "bad_messages": self.bad_messages,
+            "duplicates": self.duplicates,
             "sent": self.sent,
             "send_dropped": self.send_dropped,
         }

@@ -6,11 +6,23 @@ import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from netgear import NetGear
+
+PROBE = np.array([0xAB], dtype=np.uint8)
+
+
+def is_probe(item: Any) -> bool:
+    frame = item[-1] if isinstance(item, tuple) else item
+    return isinstance(frame, np.ndarray) and frame.shape == (1,) and frame.dtype == np.uint8
 
 
 class Collector:
-    """Runs ``recv()`` in a thread until it returns None; keeps copies of what it got."""
+    """Runs ``recv()`` in a thread until it returns None; keeps copies of what it got.
+
+    Probe frames (see :func:`await_subscription`) are noted, not kept.
+    """
 
     def __init__(self, gear: NetGear, return_data: Callable[[int], Any] | None = None,
                  keep: Callable[[Any], Any] | None = None) -> None:
@@ -18,6 +30,7 @@ class Collector:
         self.items: list[Any] = []
         self.error: BaseException | None = None
         self.ended = threading.Event()
+        self.probed = threading.Event()
         self._return_data = return_data
         self._keep = keep or _copy_frame
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -32,6 +45,9 @@ class Collector:
                     item = self.gear.recv()
                 if item is None:
                     break
+                if is_probe(item):
+                    self.probed.set()
+                    continue
                 self.items.append(self._keep(item))
         except BaseException as exc:  # surfaced by join()
             self.error = exc
@@ -58,3 +74,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+def await_subscription(sender: NetGear, collector: Collector, timeout: float = 10.0) -> None:
+    """Publish probe frames until the subscriber gets one.
+
+    A PUB socket drops everything published before a subscription reaches it, and how long
+    that takes depends on load; a fixed sleep makes tests flaky on a busy machine.
+    """
+    deadline = time.monotonic() + timeout
+    while not collector.probed.wait(0.05):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no subscription within {timeout}s")
+        sender.send(PROBE)

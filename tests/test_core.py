@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
-from helpers import Collector
+from helpers import Collector, await_subscription
 
 from netgear import NetGear, PayloadError, UsageError
 
@@ -29,7 +28,7 @@ def _pair(pattern: int, port: int | str, protocol: str = "tcp", address: str | N
     collector = Collector(rx, keep=keep)
     tx = NetGear(address=tx_addr, port=port, protocol=protocol, pattern=pattern, **options)
     if pattern == 2:
-        time.sleep(0.3)  # PUB/SUB drops what is published before the subscription arrives
+        await_subscription(tx, collector)
     return rx, tx, collector
 
 
@@ -47,10 +46,20 @@ def test_tcp_exact_frames_and_end_of_stream(pattern, port):
         assert tx.send(frame) is None
     tx.close()
     got = collector.join()
+    stats = rx.stats["streams"][str(port)]
     rx.close()
+    if pattern == 2:
+        # PUB/SUB may drop under load: what arrives is exact and in order, and every
+        # missing frame is counted (gaps in sequence numbers, up to the END marker).
+        sent_bytes = [f.tobytes() for f in frames]
+        positions = [sent_bytes.index(g.tobytes()) for g in got]
+        assert positions == sorted(set(positions))
+        assert len(got) + stats["dropped"] == len(frames)
+        return
     assert len(got) == len(frames)
     for sent, received in zip(frames, got):
         np.testing.assert_array_equal(sent, received)
+    assert stats["dropped"] == 0
 
 
 @pytest.mark.timeout(20)
@@ -232,5 +241,5 @@ def test_stats_count_frames_and_gaps(port):
     stats = rx.stats
     rx.close()
     stream = stats["streams"][str(port)]
-    assert stream["frames"] == 5 and stream["dropped"] == 0 and stream["last_seq"] == 4
-    assert stats["bad_messages"] == 0
+    assert stream["frames"] == 5 and stream["dropped"] == 0 and stream["restarts"] == 0
+    assert stats["bad_messages"] == 0 and stats["duplicates"] == 0
