@@ -69,6 +69,17 @@ class Mode:
     def on_send(self, out: Outgoing) -> None:
         """Rewrite an outgoing frame message in place (compress it, tag it, ...)."""
 
+    def on_end(self, out: Outgoing) -> None:
+        """Annotate the end-of-stream message in place (e.g. tag it with this sender's port)."""
+
+    def peer_failed(self, channel: Channel) -> bool:
+        """The peer on ``channel`` did not reply within the retry budget.
+
+        True: drop this frame (counted in ``stats``, ``send()`` returns None) and go on,
+        because other peers can take the next frames; False: ``send()`` raises.
+        """
+        return False
+
     def on_recv(self, incoming: Incoming, verdict: str) -> str:
         """Return the verdict for a received message: DELIVER, DROP or FINISH."""
         return verdict
