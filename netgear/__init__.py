@@ -15,22 +15,34 @@ from .errors import (
     UsageError,
     WireFormatError,
 )
+from .gears import CamGear, PiGear, TestPatternGear, VideoGear
+from .helpers import build_montages, make_montage, reducer
+from .imagehub import ImageHub, ImageSender
 from .netgear import NetGear
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CamGear",
     "ClosedError",
     "DependencyError",
+    "ImageHub",
+    "ImageSender",
     "NetGear",
     "NetGearError",
     "OptionError",
     "PayloadError",
     "PeerTimeoutError",
+    "PiGear",
     "SecurityError",
     "SourceError",
+    "TestPatternGear",
     "TransportError",
     "UsageError",
+    "VideoGear",
     "WireFormatError",
     "__version__",
+    "build_montages",
+    "make_montage",
+    "reducer",
 ]

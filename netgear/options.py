@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import OptionError
 
-__all__ = ["CORE_OPTIONS", "Option", "validate_options"]
+__all__ = ["CORE_OPTIONS", "Option", "options_table", "validate_options"]
 
 # A check returns None when the value is fine, or a short phrase saying what is allowed.
 Check = Callable[[Any], "str | None"]
@@ -203,3 +203,16 @@ def _unknown_key_message(key: str, known: Mapping[str, Option]) -> str:
     if hint:
         message += f"; did you mean {hint[0]!r}?"
     return message + " Known options: " + ", ".join(sorted(known)) + "."
+
+
+def options_table(groups: Iterable[tuple[str, Iterable[Option]]]) -> str:
+    """The markdown reference table of ``groups`` of options (docs/options.md embeds it)."""
+    lines: list[str] = []
+    for title, specs in groups:
+        lines += [f"### {title}", "", "| key | type | default | meaning |",
+                  "| --- | --- | --- | --- |"]
+        for spec in specs:
+            text = spec.doc.replace("|", "\\|")
+            lines.append(f"| `{spec.key}` | {spec.describe_type()} | `{spec.default!r}` | {text} |")
+        lines.append("")
+    return "\n".join(lines)
