@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 _QUIET, _VERBOSE = logging.DEBUG, logging.INFO
 
 # Bounds on close(): how long the end-of-stream message may take, and socket linger.
-END_TIMEOUT = 0.5
+END_TIMEOUT = 1.0
 END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
 CLOSE_LINGER_MS = 500
 
@@ -77,6 +77,8 @@ class NetGear:
         # stream -> (sender instance, seq) of the newest message, to drop repeats
         self._last_seen: dict[str, tuple[Any, int]] = {}
         self._instance = secrets.randbits(31)  # tells a retry from a restarted sender
+        self._conflate: bool = opts["conflate"]
+        self._pending: dict[str, Incoming] = {}  # conflate: newest undelivered frame per stream
         self._seq = itertools.count()
         self._needs_reply = pattern == 1
         self._carries_message = any(m.carries_message for m in mode_types)
@@ -136,6 +138,7 @@ class NetGear:
                 mode.on_send(out)
             parts = encode(out)
             channel = self._pick_channel()
+            self._check_size(channel, memoryview(parts[1]).nbytes)
             assert self._transport is not None  # set whenever open
             if self._needs_reply:
                 try:
@@ -211,6 +214,13 @@ class NetGear:
         if self._closed:
             raise ClosedError("this NetGear is closed")
 
+    def _check_size(self, channel: Channel, size: int) -> None:
+        limit = self.settings.options["max_frame_bytes"]
+        if size > limit:
+            raise PayloadError(f"frame payload of {size} bytes exceeds max_frame_bytes={limit}; "
+                               "raise it on both ends, or compress")
+        channel.fit_queue(size, self.settings.options["queue_bytes"])
+
     def _pick_channel(self) -> Channel:
         assert self._transport is not None
         channels = self._transport.channels
@@ -221,7 +231,8 @@ class NetGear:
         return channels[0] if len(channels) == 1 else next(self._rotation)
 
     def _exchange(self, channel: Channel, parts: list[Any], seq: int, timeout: float,
-                  retries: int, stop: Callable[[], bool] | None = None) -> Any:
+                  retries: int, stop: Callable[[], bool] | None = None,
+                  final: bool = False) -> Any:
         """Send and wait for the reply to ``seq``; return the reply's message."""
         assert self._transport is not None
         found: list[Incoming] = []
@@ -241,7 +252,7 @@ class NetGear:
         # with the buffer, so the caller may reuse it at once.
         reply = self._transport.request(channel, parts, copy=self._copy, timeout=timeout,
                                         retries=retries, accept=accept,
-                                        stop=stop or self._closing.is_set)
+                                        stop=stop or self._closing.is_set, final=final)
         if reply is None:
             raise ClosedError("closed while waiting for a reply")
         return found[0].message
@@ -255,34 +266,81 @@ class NetGear:
         bounds = [t for t in (silence, timeout) if t is not None]
         wait = min(bounds) if bounds else None
         while True:
+            if self._conflate:
+                if self._drain(channel, return_data):
+                    return None
+                while self._pending:
+                    result = self._deliver(self._pending.pop(next(iter(self._pending))))
+                    if result is not _SKIP:
+                        return result
             parts = self._transport.receive(channel, wait, self._copy, self._closing.is_set)
             if parts is None:
                 if self._closing.is_set() or (silence is not None and wait == silence):
                     return None
                 raise PeerTimeoutError(f"no message within receive_timeout={timeout:g}s")
-            incoming = self._parse(parts)
-            verdict = self._judge(incoming)
-            if self._needs_reply:
-                # Reply before decoding the payload: the sender prepares its next frame
-                # (e.g. JPEG-encodes it) while this side decodes the current one.
-                self._reply(channel, incoming, return_data if verdict == DELIVER else None)
+            verdict, incoming = self._take(channel, parts, return_data)
             if verdict == FINISH:
-                logger.log(self._verbose, "end of stream")
                 return None
             if verdict != DELIVER or incoming is None:
                 continue
-            try:
-                frame = decode_frame(incoming)
-            except WireFormatError as exc:
-                self._count_bad(exc)
+            if self._conflate:
+                self._pending[_stream_of(incoming, self.settings.port)] = incoming
                 continue
-            incoming.frame = frame
-            name = str(incoming.header.get("p", self.settings.port))
-            self._stats.stream(name).record(incoming.seq, incoming.ts, frame.nbytes)
-            result: Any = frame
-            for mode in self._modes:
-                result = mode.shape_result(incoming, result)
-            return result
+            result = self._deliver(incoming)
+            if result is not _SKIP:
+                return result
+
+    def _take(self, channel: Channel, parts: list[Any],
+              return_data: Any) -> tuple[str, Incoming | None]:
+        """Parse, judge, and (REQ/REP) answer one received message."""
+        incoming = self._parse(parts)
+        verdict = self._judge(incoming)
+        if self._needs_reply or (incoming is not None and incoming.kind == END
+                                 and self.settings.pattern == 0):
+            # Reply before decoding the payload: the sender prepares its next frame
+            # (e.g. JPEG-encodes it) while this side decodes the current one.
+            self._reply(channel, incoming, return_data if verdict == DELIVER else None)
+        if verdict == FINISH:
+            logger.log(self._verbose, "end of stream")
+        elif verdict == DELIVER and incoming is not None:
+            self._stats.stream(_stream_of(incoming, self.settings.port)).record(
+                incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
+        return verdict, incoming
+
+    def _drain(self, channel: Channel, return_data: Any) -> bool:
+        """Conflate: take every queued message, keeping the newest frame per stream.
+
+        True when the stream ended meanwhile.
+        """
+        sock = channel.sock
+        while sock is not None:
+            with translate_errors("receive"):
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=self._copy)
+                except zmq.Again:
+                    return False
+            verdict, incoming = self._take(channel, parts, return_data)
+            if verdict == FINISH:
+                self._pending.clear()
+                return True
+            if verdict == DELIVER and incoming is not None:
+                stream = _stream_of(incoming, self.settings.port)
+                if self._pending.pop(stream, None) is not None:
+                    self._stats.conflated += 1
+                self._pending[stream] = incoming  # to the back: streams take turns
+        return False
+
+    def _deliver(self, incoming: Incoming) -> Any:
+        """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
+        try:
+            incoming.frame = decode_frame(incoming)
+        except WireFormatError as exc:
+            self._count_bad(exc)
+            return _SKIP
+        result: Any = incoming.frame
+        for mode in self._modes:
+            result = mode.shape_result(incoming, result)
+        return result
 
     def _parse(self, parts: list[Any]) -> Incoming | None:
         try:
@@ -300,7 +358,7 @@ class NetGear:
         """What to do with a message, from its header: DELIVER, DROP or FINISH."""
         if incoming is None or incoming.kind == REPLY:
             return DROP
-        stream = str(incoming.header.get("p", self.settings.port))
+        stream = _stream_of(incoming, self.settings.port)
         origin = incoming.header.get("i")
         last = self._last_seen.get(stream)
         if last is not None and last[0] == origin and incoming.seq <= last[1]:
@@ -331,19 +389,19 @@ class NetGear:
             for mode in self._modes:
                 mode.on_end(out)
             parts = encode(out)
-            if self._needs_reply:
+            if self._needs_reply or self.settings.pattern == 0:
+                # A PAIR receiver acknowledges END too: closing before it has read everything
+                # can strand the last frames in libzmq (its reader stops on a full queue and
+                # then tears down on the disconnect without draining).
                 seq = _seq_of(parts)
                 try:
                     # not interruptible by _closing: close() itself is waiting here
                     self._exchange(channel, parts, seq, min(self._timeout, END_TIMEOUT), 0,
-                                   stop=_never)
+                                   stop=_never, final=True)
                 except (PeerTimeoutError, ClosedError):
                     logger.debug("port %s: end-of-stream not acknowledged", channel.label)
             elif self.settings.pattern == 2:
                 _publish_reliably(channel, parts, END_TIMEOUT)
-            else:
-                self._transport.send(channel, parts, copy=True, track=False,
-                                     timeout=END_TIMEOUT, retries=0, drop_if_busy=False)
 
     def _teardown(self, linger_ms: int) -> None:
         for mode in reversed(self._modes):
@@ -353,6 +411,13 @@ class NetGear:
                 logger.exception("closing mode %s failed", mode.key)
         if self._transport is not None:
             self._transport.close(linger_ms)
+
+
+_SKIP = object()  # _deliver's "nothing to return" (None means end of stream)
+
+
+def _stream_of(incoming: Incoming, default: str) -> str:
+    return str(incoming.header.get("p", default))
 
 
 def _never() -> bool:
@@ -398,6 +463,9 @@ def _check_combinations(settings: Settings, mode_types: list[type[Mode]]) -> Non
     if opts["subscriber_timeout"] is not None and settings.pattern != 2:
         raise OptionError("subscriber_timeout applies to pattern 2 (PUB/SUB) only; "
                           "use receive_timeout for other patterns", key="subscriber_timeout")
+    if opts["conflate"] and settings.pattern == 1:
+        raise OptionError("conflate applies to patterns 0 and 2: REQ/REP never queues more "
+                          "than one frame per sender", key="conflate")
     if settings.port_given_as_list and not any(m.accepts_port_list(settings)
                                                for m in mode_types):
         side = "receiver" if settings.receive_mode else "sender"

@@ -160,6 +160,31 @@ CORE_OPTIONS: tuple[Option, ...] = (
         nullable=True,
     ),
     Option(
+        "max_frame_bytes",
+        (int,),
+        256 * 1024 * 1024,
+        "Largest message part accepted, in bytes. libzmq refuses (disconnects) a peer that "
+        "announces more, before allocating anything; send() raises PayloadError for a larger "
+        "frame.",
+        check=in_range(1024, 1 << 40),
+    ),
+    Option(
+        "queue_bytes",
+        (int,),
+        32 * 1024 * 1024,
+        "Bytes of frames a PAIR or PUB/SUB sender may queue per peer: its high-water mark is "
+        "queue_bytes // size of its first frame (1 to 1000 frames). Receivers queue at most 4 "
+        "frames per peer (1 with conflate); REQ/REP has one frame in flight.",
+        check=in_range(1, 1 << 40),
+    ),
+    Option(
+        "conflate",
+        (bool,),
+        False,
+        "Receivers with patterns 0 and 2: recv() returns the newest frame of each stream and "
+        "discards older queued ones (counted in stats as conflated), for live viewing.",
+    ),
+    Option(
         "force_terminate",
         (bool,),
         False,

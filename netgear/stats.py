@@ -63,6 +63,7 @@ class Stats:
     streams: dict[str, StreamStats] = field(default_factory=dict)
     bad_messages: int = 0  # malformed messages dropped
     duplicates: int = 0  # retried frames and repeated end markers, answered but not delivered
+    conflated: int = 0  # older frames a conflating receiver skipped for a newer one
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
 
@@ -77,6 +78,7 @@ class Stats:
             "streams": {k: v.as_dict() for k, v in self.streams.items()},
             "bad_messages": self.bad_messages,
             "duplicates": self.duplicates,
+            "conflated": self.conflated,
             "sent": self.sent,
             "send_dropped": self.send_dropped,
         }

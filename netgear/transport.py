@@ -29,7 +29,8 @@ SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # close() can switch on XPUB_NODROP and be sure the end-of-stream message is
 # queued to every subscriber instead of being dropped by a full pipe.
 SOCKET_TYPES = {0: (zmq.PAIR, zmq.PAIR), 1: (zmq.REQ, zmq.REP), 2: (zmq.XPUB, zmq.SUB)}
-QUEUE_FRAMES = 4  # per side and peer; enough to keep a pipeline busy
+QUEUE_FRAMES = 4  # receivers, per peer; senders until their first frame tells its size
+MAX_QUEUE_FRAMES = 1000
 POLL_SLICE_MS = 100  # blocking waits wake this often to notice close() from another thread
 Stop = Callable[[], bool]
 
@@ -80,6 +81,10 @@ class Channel:
         self.ipv6 = ipv6
         self.sock: zmq.Socket | None = None
         self.rebuilds = 0
+        self.queue_frames = QUEUE_FRAMES
+        self.fitted = False  # the send queue was sized from the first frame
+        # PAIR and PUB senders connect at their first frame, when its size is known
+        self.deferred = False
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)
@@ -97,6 +102,18 @@ class Channel:
             sock.close(linger=0)
             raise
         self.sock = sock
+
+    def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
+        """Size the send queue so about ``queue_bytes`` of such frames fit.
+
+        libzmq counts messages, not bytes, so this converts. A high-water mark cannot be
+        changed on a live pipe (libzmq's flow control then stalls the writer for good), so
+        deferred channels connect only after this, at their first frame; a channel that is
+        already open keeps what it has.
+        """
+        if self.sock is None and not self.fitted:
+            self.queue_frames = max(1, min(MAX_QUEUE_FRAMES, queue_bytes // max(1, frame_bytes)))
+        self.fitted = True
 
     def rebuild(self) -> None:
         """Lazy Pirate: drop the socket and whatever it queued, then open a fresh one."""
@@ -134,6 +151,9 @@ class Transport:
                 Channel(self.context, socket_type, settings.endpoints(), settings.binds, hooks,
                         settings.port, settings.ipv6)
             ]
+        if not settings.receive_mode and settings.pattern in (0, 2):
+            for channel in self.channels:
+                channel.deferred = True
         self.closed = False
 
     def add_hook(self, hook: SocketHook) -> None:
@@ -144,7 +164,8 @@ class Transport:
     def open(self) -> None:
         try:
             for channel in self.channels:
-                channel.open()
+                if not channel.deferred:
+                    channel.open()
         except BaseException:
             self.close()
             raise
@@ -192,11 +213,12 @@ class Transport:
 
     def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
                 retries: int, accept: Callable[[list[Any]], bool],
-                stop: Stop = _never) -> list[Any] | None:
+                stop: Stop = _never, final: bool = False) -> list[Any] | None:
         """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
 
         ``accept`` tells a reply to this request from a stale one, which is skipped.
-        None when ``stop()`` turned true while waiting.
+        None when ``stop()`` turned true while waiting. ``final``: the socket is closed next,
+        so it is not rebuilt after the last attempt.
         """
         for attempt in range(retries + 1):
             sock = self._sock(channel)
@@ -215,9 +237,10 @@ class Transport:
             if attempt < retries:
                 with translate_errors("socket rebuild"):
                     channel.rebuild()
-        # The socket may hold a half-done request; leave a clean one for the next call.
-        with translate_errors("socket rebuild"):
-            channel.rebuild()
+        if not final:
+            # The socket may hold a half-done request; leave a clean one for the next call.
+            with translate_errors("socket rebuild"):
+                channel.rebuild()
         raise PeerTimeoutError(
             f"no reply from port {channel.label} within {timeout:g}s after {retries} retries"
         )
@@ -244,8 +267,11 @@ class Transport:
     # -- lifecycle ----------------------------------------------------------------------
     def _sock(self, channel: Channel) -> zmq.Socket:
         if channel.sock is None:
-            raise TransportError(f"socket for port {channel.label} is closed")
-        return channel.sock
+            if self.closed or not channel.deferred:
+                raise TransportError(f"socket for port {channel.label} is closed")
+            channel.deferred = False
+            channel.open()
+        return channel.sock  # type: ignore[return-value]
 
     def close(self, linger_ms: int = 0) -> None:
         if self.closed:
@@ -268,6 +294,8 @@ def _drain_subscriptions(sock: zmq.Socket) -> None:
 
 def _base_options(settings: Settings) -> SocketHook:
     pattern, receiving = settings.pattern, settings.receive_mode
+    max_bytes = settings.options["max_frame_bytes"]
+    conflate = settings.options["conflate"] and receiving
 
     def apply(sock: zmq.Socket, channel: Channel) -> None:
         if pattern == 2 and receiving:
@@ -277,8 +305,10 @@ def _base_options(settings: Settings) -> SocketHook:
             sock.setsockopt(zmq.IMMEDIATE, 1)
         # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
         # let a fast sender pile up gigabytes in front of a slow receiver.
-        sock.setsockopt(zmq.SNDHWM, QUEUE_FRAMES)
-        sock.setsockopt(zmq.RCVHWM, QUEUE_FRAMES)
+        sock.setsockopt(zmq.SNDHWM, channel.queue_frames)
+        sock.setsockopt(zmq.RCVHWM, 1 if conflate else QUEUE_FRAMES)
+        # a peer announcing a larger part is disconnected before libzmq allocates for it
+        sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
 
