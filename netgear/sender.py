@@ -1,0 +1,184 @@
+"""The sending half of NetGear: sequence numbers, mode hooks, replies, end of stream."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+import zmq
+
+from .errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from .modes import Mode
+from .settings import Settings
+from .stats import Stats
+from .transport import Channel, Transport, translate_errors
+from .wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
+
+__all__ = ["END_TIMEOUT", "Sender"]
+
+logger = logging.getLogger(__name__)
+
+END_TIMEOUT = 1.0  # longest wait for the end-of-stream acknowledgement in close()
+END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
+
+
+def _never() -> bool:
+    return False
+
+
+class Sender:
+    """Encodes frames, hands them to the transport, and waits for replies where due."""
+
+    def __init__(self, settings: Settings, transport: Transport, modes: Sequence[Mode],
+                 stats: Stats, closing: threading.Event, needs_reply: bool,
+                 returns_data: bool) -> None:
+        opts = settings.options
+        self.settings = settings
+        self.transport = transport
+        self.modes = modes
+        self.stats = stats
+        self.closing = closing
+        self.needs_reply = needs_reply
+        self.returns_data = returns_data
+        self.timeout: float = opts["request_timeout"]
+        self.retries: int = opts["max_retries"]
+        self.copy: bool = opts["copy"]
+        self.track: bool = opts["track"]
+        self.noblock = opts["flag"] == zmq.NOBLOCK
+        self.seq = itertools.count()
+        self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
+        self.rotation = itertools.cycle(transport.channels)
+
+    def send(self, frame: np.ndarray, message: Any) -> Any:
+        out = self._outgoing(FRAME, frame, message)
+        for mode in self.modes:
+            mode.on_send(out)
+        parts = encode(out)
+        channel = self._pick_channel()
+        self._check_size(channel, memoryview(parts[1]).nbytes)
+        if self.needs_reply:
+            try:
+                data = self._exchange(channel, parts, out.seq, self.timeout, self.retries)
+            except PeerTimeoutError:
+                # a mode with other peers to fall back on may drop this frame instead
+                if not any(mode.peer_failed(channel) for mode in self.modes):
+                    raise
+                self.stats.send_dropped += 1
+                return None
+            self.stats.sent += 1
+            if not self.returns_data:
+                return None
+            for mode in self.modes:
+                data = mode.shape_send_result(channel, data)
+            return data
+        # Fire-and-forget: send() returns before libzmq has written the frame, so it is
+        # either copied (fast, the default) or tracked until libzmq releases it (track=True).
+        sent = self.transport.send(
+            channel, parts, copy=self.copy or not self.track, track=self.track,
+            timeout=self.timeout, retries=self.retries, drop_if_busy=self.noblock,
+            stop=self.closing.is_set,
+        )
+        if sent:
+            self.stats.sent += 1
+        else:
+            self.stats.send_dropped += 1
+        return None
+
+    def end(self) -> None:
+        """Tell every peer the stream is over, bounded by END_TIMEOUT per channel."""
+        for channel in self.transport.channels:
+            out = self._outgoing(END)
+            for mode in self.modes:
+                mode.on_end(out)
+            parts = encode(out)
+            if self.needs_reply or self.settings.pattern == 0:
+                # A PAIR receiver acknowledges END too: closing before it has read everything
+                # can strand the last frames in libzmq (its reader stops on a full queue and
+                # then tears down on the disconnect without draining).
+                try:
+                    # not interruptible by `closing`: close() itself is waiting here
+                    self._exchange(channel, parts, out.seq, min(self.timeout, END_TIMEOUT), 0,
+                                   stop=_never, final=True)
+                except (PeerTimeoutError, ClosedError):
+                    logger.debug("port %s: end-of-stream not acknowledged", channel.label)
+            elif self.settings.pattern == 2:
+                _publish_reliably(channel, parts, END_TIMEOUT)
+
+    def _outgoing(self, kind: int, frame: np.ndarray | None = None,
+                  message: Any = None) -> Outgoing:
+        out = Outgoing(kind, next(self.seq), frame, message)
+        out.extra["i"] = self.instance
+        return out
+
+    def _check_size(self, channel: Channel, size: int) -> None:
+        limit = self.settings.options["max_frame_bytes"]
+        if size > limit:
+            raise PayloadError(f"frame payload of {size} bytes exceeds max_frame_bytes={limit}; "
+                               "raise it on both ends, or compress")
+        channel.fit_queue(size, self.settings.options["queue_bytes"])
+
+    def _pick_channel(self) -> Channel:
+        channels = self.transport.channels
+        for mode in self.modes:
+            chosen = mode.pick_channel(channels)
+            if chosen is not None:
+                return chosen
+        return channels[0] if len(channels) == 1 else next(self.rotation)
+
+    def _exchange(self, channel: Channel, parts: list[Any], seq: int, timeout: float,
+                  retries: int, stop: Callable[[], bool] | None = None,
+                  final: bool = False) -> Any:
+        """Send and wait for the reply to ``seq``; return the reply's message."""
+        found: list[Incoming] = []
+
+        def accept(reply: list[Any]) -> bool:
+            try:
+                incoming = decode(reply)
+            except WireFormatError as exc:
+                logger.warning("port %s: malformed reply dropped: %s", channel.label, exc)
+                return False
+            if incoming.kind == REPLY and incoming.seq == seq:
+                found.append(incoming)
+                return True
+            return False
+
+        # Zero-copy is safe here: the reply proves the receiver has the whole frame, so
+        # libzmq is done with the caller's buffer by the time send() returns.
+        reply = self.transport.request(channel, parts, copy=self.copy, timeout=timeout,
+                                       retries=retries, accept=accept,
+                                       stop=stop or self.closing.is_set, final=final)
+        if reply is None:
+            raise ClosedError("closed while waiting for a reply")
+        return found[0].message
+
+
+def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:
+    """Get the end-of-stream marker to every subscriber, within ``timeout``.
+
+    libzmq marks a PUB pipe inactive once a burst fills it and silently skips it until the
+    socket next processes its commands; XPUB_NODROP cannot see such a pipe either. So the
+    marker is published a few times with back-off, letting drained pipes come back in
+    between (receivers ignore the repeats: they share one sequence number).
+    """
+    sock = channel.sock
+    if sock is None:
+        return
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    with translate_errors("end of stream"):
+        sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full (but active) pipe refuses, not drops
+        for _ in range(END_REPEATS):
+            sock.getsockopt(zmq.EVENTS)  # process pending commands: reactivates pipes
+            with contextlib.suppress(zmq.Again):
+                sock.send_multipart(parts, flags=zmq.NOBLOCK)
+            if time.monotonic() + pause > deadline:
+                return
+            time.sleep(pause)  # close() only; bounded by ``timeout``
+            pause *= 2

@@ -1,0 +1,37 @@
+"""Cross-option rules checked before any socket opens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import zmq
+
+from .errors import OptionError
+from .modes import Mode
+from .settings import Settings
+
+__all__ = ["check_combinations"]
+
+
+def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> None:
+    """The core's rules; each enabled mode then adds its own in ``Mode.validate``."""
+    opts = settings.options
+    if opts["flag"] == zmq.NOBLOCK and settings.pattern == 1:
+        raise OptionError("flag=zmq.NOBLOCK cannot apply to pattern 1 (REQ/REP): every frame "
+                          "waits for its reply; use pattern 0 or 2 to drop frames instead",
+                          key="flag")
+    if opts["subscriber_timeout"] is not None and settings.pattern != 2:
+        raise OptionError("subscriber_timeout applies to pattern 2 (PUB/SUB) only; "
+                          "use receive_timeout for other patterns", key="subscriber_timeout")
+    if opts["conflate"] and settings.pattern == 1:
+        raise OptionError("conflate applies to patterns 0 and 2: REQ/REP never queues more "
+                          "than one frame per sender", key="conflate")
+    if settings.port_given_as_list and not any(m.accepts_port_list(settings)
+                                               for m in mode_types):
+        side = "receiver" if settings.receive_mode else "sender"
+        mode = "multiserver_mode" if settings.receive_mode else "multiclient_mode"
+        raise OptionError(f"a list of ports on the {side} needs {mode}=True; "
+                          "otherwise give a single port", key="port")
+    enabled = frozenset(m.key for m in mode_types)
+    for mode_type in mode_types:
+        mode_type.validate(settings, enabled)
