@@ -84,17 +84,27 @@ def dtype_descr(dtype: np.dtype) -> Any:
             f"arrays of dtype {dtype} hold Python object pointers and cannot be sent; "
             "convert them to a numeric dtype"
         )
+    if dtype.itemsize == 0:
+        raise PayloadError(f"arrays of dtype {dtype} have zero-sized items and cannot be sent")
     if dtype.fields is None and dtype.subdtype is None:
         return dtype.str
     return np.lib.format.dtype_to_descr(dtype)
 
 
 def _tuplify(descr: Any) -> Any:
-    # msgpack turns the tuples of a structured descr into lists; numpy wants tuples back.
-    if isinstance(descr, list):
-        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item
-                for item in descr]
-    return descr
+    # msgpack turns the tuples of a structured descr into lists; numpy wants tuples back:
+    # each field is (name or (title, name), format or nested descr[, sub-array shape]).
+    if not isinstance(descr, list):
+        return descr
+    fields = []
+    for item in descr:
+        if not isinstance(item, list):
+            return descr  # not a descr: numpy refuses it
+        name, *rest = item
+        fields.append((tuple(name) if isinstance(name, list) else name,
+                       *(tuple(x) if i == 1 and isinstance(x, list) else _tuplify(x)
+                         for i, x in enumerate(rest))))
+    return fields
 
 
 def _parse_dtype(descr: Any) -> np.dtype:
@@ -109,6 +119,9 @@ def _parse_dtype(descr: Any) -> np.dtype:
         raise WireFormatError(f"bad dtype {descr!r} in header") from exc
     if dtype.hasobject:
         raise WireFormatError(f"object dtype {descr!r} refused")
+    if dtype.itemsize == 0 or dtype.subdtype is not None:
+        # numpy cannot view bytes as zero-sized items; a sub-array dtype would change the shape
+        raise WireFormatError(f"zero-sized or sub-array dtype {_brief(descr)} refused")
     return dtype
 
 
@@ -125,20 +138,26 @@ def array_from_buffer(buffer: Any, descr: Any, shape: Any) -> np.ndarray:
     """A view of ``buffer`` as an array, after checking the sizes agree."""
     dtype = _parse_dtype(descr)
     dims = _parse_shape(shape)
-    view = memoryview(buffer)
+    try:
+        view = memoryview(buffer)
+    except TypeError as exc:
+        raise WireFormatError(f"payload of type {type(buffer).__name__} is not bytes") from exc
     expected = math.prod(dims) * dtype.itemsize
     if view.nbytes != expected:
         raise WireFormatError(
             f"payload has {view.nbytes} bytes, header declares {expected} "
             f"({dtype} {list(dims)})"
         )
-    return np.frombuffer(view, dtype=dtype).reshape(dims)
+    try:
+        return np.frombuffer(view, dtype=dtype).reshape(dims)
+    except (ValueError, OverflowError) as exc:  # e.g. a zero dim beside dims beyond numpy's
+        raise WireFormatError(f"unrepresentable shape {list(dims)} of {dtype}: {exc}") from exc
 
 
 def _pack_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
-        arr = np.ascontiguousarray(obj)
-        body = msgpack.packb([dtype_descr(arr.dtype), list(arr.shape), arr.tobytes()])
+        # tobytes() is C order whatever the layout (np.ascontiguousarray would turn 0-d into 1-d)
+        body = msgpack.packb([dtype_descr(obj.dtype), list(obj.shape), obj.tobytes()])
         return msgpack.ExtType(_EXT_NDARRAY, body)
     if isinstance(obj, np.generic):
         return obj.item()
@@ -200,6 +219,29 @@ def encode(out: Outgoing) -> list[Any]:
     return parts
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _holds_array(value: Any) -> bool:
+    stack = [value]  # iterative: msgpack nests deeper than Python's recursion limit
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return False
+
+
 def _buffer(part: Any) -> Any:
     return part.buffer if hasattr(part, "buffer") else part
 
@@ -212,19 +254,37 @@ def decode(parts: list[Any]) -> Incoming:
     head = raw.bytes if hasattr(raw, "bytes") else bytes(raw)
     if len(head) > MAX_HEADER_BYTES:
         raise WireFormatError(f"header of {len(head)} bytes is too large")
+    embedded: list[bool] = []
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        embedded.append(True)
+        return _ext_hook(code, data)
+
     try:
-        header = msgpack.unpackb(head, ext_hook=_ext_hook, strict_map_key=False)
+        header = msgpack.unpackb(head, ext_hook=ext_hook, strict_map_key=False)
     except WireFormatError:
         raise
     except Exception as exc:
         raise WireFormatError(f"header is not valid msgpack: {exc}") from exc
     if not isinstance(header, dict):
         raise WireFormatError("header is not a map")
-    if header.get("v") != VERSION:
-        raise WireFormatError(f"unsupported wire format version {header.get('v')!r}")
+    if embedded:
+        for key, value in header.items():
+            if key != "m" and _holds_array(value):
+                # only the message carries arrays; everywhere else one would meet code that
+                # compares header values, where numpy raises instead of answering
+                raise WireFormatError(f"embedded array in header key {_brief(key)}")
+    # Type checks come first: a value of any other type (an embedded array, say) must not
+    # reach a comparison, where numpy would raise instead of answering.
+    version = header.get("v")
+    if not _is_int(version) or version != VERSION:
+        raise WireFormatError(f"unsupported wire format version {_brief(version)}")
     kind, seq, ts = header.get("k"), header.get("s"), header.get("t")
-    if kind not in _KINDS or not isinstance(seq, int) or not isinstance(ts, (int, float)):
+    if (not _is_int(kind) or kind not in _KINDS or not _is_int(seq)
+            or not isinstance(ts, (int, float)) or isinstance(ts, bool)):
         raise WireFormatError("header lacks a valid kind, sequence number or timestamp")
+    if "i" in header and not _is_int(header["i"]):
+        raise WireFormatError(f"sender instance id {_brief(header['i'])} is not an int")
     payload = None
     if kind == FRAME:
         if len(parts) < 2:
