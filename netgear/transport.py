@@ -19,7 +19,7 @@ import zmq
 from .errors import PeerTimeoutError, TransportError
 from .settings import Settings
 
-__all__ = ["Channel", "SocketHook", "Transport", "translate_errors", "wait_for"]
+__all__ = ["Channel", "SocketHook", "Transport", "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,26 +36,6 @@ Stop = Callable[[], bool]
 
 
 def _never() -> bool:
-    return False
-
-
-def wait_for(sock: zmq.Socket, event: int, timeout: float | None, stop: Stop = _never) -> bool:
-    """Poll ``sock`` for ``event`` up to ``timeout`` seconds (None: no limit) in short slices.
-
-    False when the time is up or ``stop()`` turned true first.
-    """
-    if timeout is not None and timeout <= 0:
-        return bool(sock.poll(0, event))
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not stop():
-        slice_ms = POLL_SLICE_MS
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            slice_ms = min(slice_ms, max(1, int(left * 1000)))
-        if sock.poll(slice_ms, event):
-            return True
     return False
 
 
@@ -81,6 +61,7 @@ class Channel:
         self.ipv6 = ipv6
         self.sock: zmq.Socket | None = None
         self.rebuilds = 0
+        self.timeouts: dict[int, int] = {}  # SNDTIMEO/RCVTIMEO currently set on sock
         self.queue_frames = QUEUE_FRAMES
         self.fitted = False  # the send queue was sized from the first frame
         # PAIR and PUB senders connect at their first frame, when its size is known
@@ -102,6 +83,13 @@ class Channel:
             sock.close(linger=0)
             raise
         self.sock = sock
+        self.timeouts = {}
+
+    def set_timeout(self, option: int, ms: int) -> None:
+        """Set SNDTIMEO/RCVTIMEO, skipping the call when it already has that value."""
+        if self.timeouts.get(option) != ms and self.sock is not None:
+            self.sock.setsockopt(option, ms)
+            self.timeouts[option] = ms
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
         """Size the send queue so about ``queue_bytes`` of such frames fit.
@@ -182,12 +170,19 @@ class Transport:
             if channel.socket_type == zmq.XPUB:
                 _drain_subscriptions(sock)
             with translate_errors("send"):
-                if wait_for(sock, zmq.POLLOUT, 0 if drop_if_busy else timeout, stop):
-                    tracker = sock.send_multipart(parts, copy=copy, track=track)
+                if drop_if_busy:
+                    try:
+                        tracker = sock.send_multipart(parts, zmq.NOBLOCK, copy=copy,
+                                                      track=track)
+                    except zmq.Again:
+                        return False
+                else:
+                    tracker = _send_within(channel, parts, timeout, stop, copy, track)
+                if tracker is not _MISSED:
                     if track and tracker is not None:
                         self._wait_tracker(tracker, timeout, channel)
                     return True
-            if drop_if_busy or stop():
+            if stop():
                 return False
             logger.warning("%s: peer not ready after %.2fs (attempt %d of %d)",
                            channel.label, timeout, attempt + 1, retries + 1)
@@ -221,13 +216,14 @@ class Transport:
         so it is not rebuilt after the last attempt.
         """
         for attempt in range(retries + 1):
-            sock = self._sock(channel)
+            self._sock(channel)
             deadline = time.monotonic() + timeout
             with translate_errors("request"):
-                if wait_for(sock, zmq.POLLOUT, timeout, stop):
-                    sock.send_multipart(parts, copy=copy)
-                    while wait_for(sock, zmq.POLLIN, deadline - time.monotonic(), stop):
-                        reply = sock.recv_multipart(copy=False)
+                if _send_within(channel, parts, timeout, stop, copy, False) is not _MISSED:
+                    while True:
+                        reply = _recv_within(channel, deadline - time.monotonic(), stop, False)
+                        if reply is None:
+                            break
                         if accept(reply):
                             return reply
             if stop():
@@ -249,16 +245,9 @@ class Transport:
     def receive(self, channel: Channel, timeout: float | None, copy: bool,
                 stop: Stop) -> list[Any] | None:
         """Wait for one message; None when ``timeout`` passes or ``stop()`` turns true."""
-        sock = self._sock(channel)
+        self._sock(channel)
         with translate_errors("receive"):
-            try:
-                # the common case under load: a message is already queued, skip the poll
-                return sock.recv_multipart(zmq.NOBLOCK, copy=copy)
-            except zmq.Again:
-                pass
-            if wait_for(sock, zmq.POLLIN, timeout, stop):
-                return sock.recv_multipart(copy=copy)
-        return None
+            return _recv_within(channel, timeout, stop, copy)
 
     def reply(self, channel: Channel, parts: list[Any]) -> None:
         with translate_errors("reply"):
@@ -282,6 +271,51 @@ class Transport:
         if not self.shared_context:
             # every socket is closed with a bounded linger, so term() cannot hang
             self.context.term()
+
+
+_MISSED = object()  # _send_within: the time ran out (None is a valid "sent, untracked")
+
+
+def _slice_ms(deadline: float | None) -> int:
+    if deadline is None:
+        return POLL_SLICE_MS
+    return max(1, min(POLL_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
+
+
+def _send_within(channel: Channel, parts: list[Any], timeout: float | None, stop: Stop,
+                 copy: bool, track: bool) -> Any:
+    """Blocking send in short slices (SNDTIMEO), so the common case is one call.
+
+    Returns the tracker (or None untracked), or _MISSED when ``timeout`` passed or
+    ``stop()`` turned true first.
+    """
+    sock = channel.sock
+    assert sock is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        channel.set_timeout(zmq.SNDTIMEO, _slice_ms(deadline))
+        try:
+            return sock.send_multipart(parts, copy=copy, track=track)
+        except zmq.Again:
+            if stop() or (deadline is not None and time.monotonic() >= deadline):
+                return _MISSED
+
+
+def _recv_within(channel: Channel, timeout: float | None, stop: Stop,
+                 copy: bool) -> list[Any] | None:
+    """Blocking receive in short slices (RCVTIMEO); None when the time is up or stopped."""
+    sock = channel.sock
+    assert sock is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if deadline is not None and deadline <= time.monotonic():
+            return None
+        channel.set_timeout(zmq.RCVTIMEO, _slice_ms(deadline))
+        try:
+            return sock.recv_multipart(copy=copy)
+        except zmq.Again:
+            if stop():
+                return None
 
 
 def _drain_subscriptions(sock: zmq.Socket) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .base import DELIVER, DROP, FINISH, Mode
+from .secure import SecureMode
 
 __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 
 # Order matters: hooks run in this order on send and receive, result shaping too.
-MODES: tuple[type[Mode], ...] = ()
+MODES: tuple[type[Mode], ...] = (SecureMode,)
