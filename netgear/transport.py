@@ -339,8 +339,14 @@ def _base_options(settings: Settings) -> SocketHook:
             sock.setsockopt(zmq.IMMEDIATE, 1)
         # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
         # let a fast sender pile up gigabytes in front of a slow receiver.
-        sock.setsockopt(zmq.SNDHWM, channel.queue_frames)
-        sock.setsockopt(zmq.RCVHWM, 1 if conflate else QUEUE_FRAMES)
+        if receiving:
+            # Replies are tiny and at most one per request; a small SNDHWM here made libzmq's
+            # REP socket drop replies now and then (the sender then stalls a request_timeout).
+            sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES)
+            sock.setsockopt(zmq.RCVHWM, 1 if conflate else QUEUE_FRAMES)
+        else:
+            sock.setsockopt(zmq.SNDHWM, channel.queue_frames)
+            sock.setsockopt(zmq.RCVHWM, MAX_QUEUE_FRAMES)  # acknowledgements only
         # a peer announcing a larger part is disconnected before libzmq allocates for it
         sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
