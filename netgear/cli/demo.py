@@ -1,0 +1,95 @@
+"""``netgear demo``: synthetic cameras, a montage viewer and its web page, all on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from ..gears import TestPatternGear
+from ..netgear import NetGear
+from ..web.hub import MontageHub
+from ._common import free_port, positive_float, positive_int, resolution, say, stop_on_signals
+from ._montage import add_display_args, run_montage
+from .serve import FrameSender
+
+__all__ = ["add_parser", "run"]
+
+logger = logging.getLogger(__name__)
+
+MAX_STREAMS = 64
+HOST = "127.0.0.1"
+
+HELP = "run synthetic cameras and show them as a live montage in the browser"
+DESCRIPTION = """\
+Start --streams synthetic cameras (moving test patterns with a frame counter and
+a clock), each a netgear server on its own loopback port, and one multi-server
+client that tiles them into a montage served at http://127.0.0.1:PORT/.
+No camera, no network and no display needed. Per-stream fps is printed
+periodically. Ctrl-C (or SIGTERM) stops everything.
+"""
+EPILOG = """\
+examples:
+  netgear demo                              # 4 cameras, page on port 8000
+  netgear demo --streams 9 --jpeg --fps 10
+  netgear demo --web-port 0 --seconds 30    # a free port, stop after 30 s
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("demo", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--streams", type=positive_int, default=4, metavar="N",
+                   help=f"number of synthetic cameras (default 4, at most {MAX_STREAMS})")
+    p.add_argument("--pattern", type=int, choices=(1, 2), default=1,
+                   help="messaging pattern: 1 REQ/REP (default), 2 PUB/SUB")
+    p.add_argument("--jpeg", action="store_true",
+                   help="JPEG-compress frames on the wire (jpeg_compression)")
+    p.add_argument("--resolution", type=resolution, default=(640, 480), metavar="WxH",
+                   help="size of each camera's frames (default 640x480)")
+    p.add_argument("--fps", type=positive_float, default=15.0,
+                   help="frames per second of each camera (default 15)")
+    add_display_args(p, stats_every=2.0)
+    p.set_defaults(run=run, cli_parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._common import CliError
+
+    if args.streams > MAX_STREAMS:
+        raise CliError(f"--streams {args.streams} is more than {MAX_STREAMS}")
+    ports = [free_port(HOST) for _ in range(args.streams)]
+    options: dict[str, Any] = {"jpeg_compression": True} if args.jpeg else {}
+    senders: list[FrameSender] = []
+    with stop_on_signals() as stop:
+        hub = MontageHub(ports, address=HOST, pattern=args.pattern,
+                         stale_after=args.stale_after, **options).start()
+        try:
+            for index, port in enumerate(ports, 1):
+                gear = TestPatternGear(resolution=args.resolution, framerate=args.fps).start()
+                try:
+                    gear_net = NetGear(address=HOST, port=port, pattern=args.pattern,
+                                       multiserver_mode=True, **options)
+                except BaseException:
+                    gear.stop()
+                    raise
+                senders.append(FrameSender(gear, gear_net, name=f"camera {index}").start())
+            say(f"demo: {args.streams} synthetic cameras at {args.resolution[0]}x"
+                f"{args.resolution[1]} {args.fps:g} fps, pattern {args.pattern}"
+                f"{', jpeg' if args.jpeg else ''}, ports {', '.join(map(str, ports))}")
+            code = run_montage(hub, stop, web_host=args.web_host, web_port=args.web_port,
+                               seconds=args.seconds, stats_every=args.stats_every,
+                               title="demo")
+        finally:
+            # Senders first, while the hub still answers their end-of-stream; in parallel
+            # so shutdown takes one close() bound, not one per camera.
+            for sender in senders:
+                sender.request_stop()
+            for sender in senders:
+                sender.stop()
+            hub.close()
+    errors = [s.error for s in senders if s.error is not None]
+    if errors:
+        raise errors[0]
+    say("demo stopped")
+    return code

@@ -1,0 +1,227 @@
+"""``netgear serve``: send a camera, a video file or the test pattern to a viewer."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import threading
+import time
+from typing import Any, Optional
+
+from ..errors import ClosedError, PeerTimeoutError, SourceError
+from ..netgear import NetGear
+from ._common import (
+    CliError,
+    add_secure_args,
+    positive_float,
+    positive_int,
+    resolution,
+    say,
+    secure_options,
+    warn,
+)
+
+__all__ = ["FrameSender", "add_parser", "open_source", "run"]
+
+logger = logging.getLogger(__name__)
+
+STATS_EVERY = 5.0
+GRACE = 1.0  # seconds a sender gets to finish its current send() before being cut off
+JOIN_TIMEOUT = 5.0
+
+HELP = "send frames from a camera, a video file or a test pattern"
+DESCRIPTION = """\
+Send frames to a netgear receiver, such as `netgear view`. By default the sender
+runs in multi-server mode so one viewer can show many senders side by side: give
+each sender its own --port and list them all in `netgear view --port ...`.
+"""
+EPILOG = """\
+examples:
+  netgear serve --source testpattern --port 5566 --name lobby
+  netgear serve --source 0 --address 192.168.1.10 --port 5567 --jpeg
+  netgear serve --source clip.mp4 --fps 25 --plain --port 5555
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", default="0", metavar="SRC",
+                   help="camera index (0, 1, ...), video file or URL, or 'testpattern' "
+                   "(default 0, the first camera)")
+    p.add_argument("--address", default="localhost", metavar="HOST",
+                   help="address of the receiver (default localhost)")
+    p.add_argument("--port", type=positive_int, default=5566,
+                   help="receiver port for this sender (default 5566)")
+    p.add_argument("--pattern", type=int, choices=(0, 1, 2), default=1,
+                   help="0 PAIR (only with --plain), 1 REQ/REP (default), 2 PUB/SUB")
+    p.add_argument("--jpeg", action="store_true", help="JPEG-compress frames on the wire")
+    p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
+                   help="JPEG quality 10-100 with --jpeg (default 90)")
+    p.add_argument("--name", default=None,
+                   help="label shown for this stream in the viewer (default: its port)")
+    p.add_argument("--fps", type=positive_float, default=None,
+                   help="frames per second to send (default: the source's own rate; 30 for "
+                   "the test pattern)")
+    p.add_argument("--resolution", type=resolution, default=None, metavar="WxH",
+                   help="frame size, e.g. 640x480 (test pattern default 640x480; cameras: "
+                   "requested from the driver)")
+    p.add_argument("--frames", type=positive_int, default=None, metavar="N",
+                   help="stop after N frames (default: until the source ends or Ctrl-C)")
+    p.add_argument("--seconds", type=positive_float, default=None, metavar="N",
+                   help="stop after N seconds")
+    p.add_argument("--plain", action="store_true",
+                   help="send to a plain single-port NetGear receiver instead of a "
+                   "multi-server one such as `netgear view` (--name is then not sent)")
+    add_secure_args(p)
+    p.set_defaults(run=run, cli_parser=p)
+
+
+def open_source(source: str, size: Optional[tuple[int, int]], fps: Optional[float]) -> Any:
+    """A started gear for ``source``; SourceError (plain words) when it cannot open."""
+    from ..gears import CamGear, TestPatternGear
+    from ..gears.testpattern import is_testpattern
+
+    if is_testpattern(source):
+        return TestPatternGear(resolution=size or (640, 480), framerate=fps or 30).start()
+    target: Any = int(source) if source.strip().isdigit() else source
+    options = {}
+    if size is not None:
+        options = {"CAP_PROP_FRAME_WIDTH": size[0], "CAP_PROP_FRAME_HEIGHT": size[1]}
+    if not logging.getLogger("netgear").isEnabledFor(logging.INFO):
+        _quiet_opencv()  # its capture warnings repeat what the error below says
+    try:
+        return CamGear(source=target, **options).start()
+    except SourceError as exc:
+        hint = " (no camera here? try --source testpattern)" if isinstance(target, int) else ""
+        raise CliError(f"{exc}{hint}") from exc
+
+
+def _quiet_opencv() -> None:
+    import cv2
+
+    with contextlib.suppress(AttributeError):  # older OpenCV builds lack the logging utils
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class FrameSender:
+    """Reads a gear on a thread and sends every frame; used by ``serve`` and ``demo``.
+
+    ``fps`` paces sources that do not pace themselves (files); ``name`` travels with each
+    frame as the multi-server message, so the viewer can label the tile.
+    """
+
+    def __init__(self, gear: Any, netgear: NetGear, name: Optional[str] = None,
+                 fps: Optional[float] = None, frames: Optional[int] = None) -> None:
+        self.gear = gear
+        self.netgear = netgear
+        self.name = name
+        self.sent = 0
+        self.error: Optional[BaseException] = None
+        self.ended = threading.Event()  # the source ran out or the frame limit was reached
+        self._period = 1.0 / fps if fps else 0.0
+        self._limit = frames
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="netgear-sender", daemon=True)
+
+    def start(self) -> FrameSender:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        warned = False
+        try:
+            while not self._stop.is_set():
+                if self._limit is not None and self.sent >= self._limit:
+                    break
+                frame = self.gear.read()
+                if frame is None:
+                    break
+                try:
+                    self.netgear.send(frame, message=self.name)
+                except PeerTimeoutError:
+                    # nobody answering (viewer not up yet, or restarting): keep trying
+                    if not warned and not self._stop.is_set():
+                        warned = True
+                        warn(f"no receiver answers on port {self.netgear.settings.port}; "
+                             "still trying")
+                    continue
+                self.sent += 1
+                if self._period:
+                    due = max(due + self._period, time.monotonic() - self._period)
+                    self._stop.wait(max(0.0, due - time.monotonic()))
+        except ClosedError:
+            pass  # stop() closed the socket under us: that is how we were asked to end
+        except Exception as exc:  # reported by the command; a thread cannot raise
+            self.error = exc
+        finally:
+            # closing here lets several senders send their end-of-stream in parallel
+            self.netgear.close()
+            self.ended.set()
+
+    def request_stop(self) -> None:
+        """Ask the thread to finish (without waiting); stop() then waits for it."""
+        self._stop.set()
+        self.gear.stop()  # wakes a read() waiting for its time slot
+
+    def stop(self) -> None:
+        """Stop reading and sending; the receiver gets an end-of-stream. Bounded."""
+        self.request_stop()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(GRACE)
+        if self._thread.is_alive():
+            self.netgear.close()  # wakes a send() stuck waiting for an absent receiver
+            self._thread.join(JOIN_TIMEOUT)
+        self.netgear.close()  # never started, or idempotent after the thread's own close
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._common import stop_on_signals
+
+    if args.pattern == 0 and not args.plain:
+        raise CliError("pattern 0 (PAIR) works only with --plain: multi-server mode needs "
+                       "pattern 1 or 2")
+    if args.jpeg_quality is not None and not args.jpeg:
+        raise CliError("--jpeg-quality needs --jpeg")
+    options = secure_options(args)
+    if not args.plain:
+        options["multiserver_mode"] = True
+    if args.jpeg:
+        options["jpeg_compression"] = True
+        if args.jpeg_quality is not None:
+            options["jpeg_compression_quality"] = args.jpeg_quality
+    gear = open_source(args.source, args.resolution, args.fps)
+    try:
+        sender = NetGear(address=args.address, port=args.port, pattern=args.pattern,
+                         **options)
+    except BaseException:
+        gear.stop()
+        raise
+    from ..gears import TestPatternGear
+
+    pace = None if isinstance(gear, TestPatternGear) else args.fps  # the pattern paces itself
+    worker = FrameSender(gear, sender, name=None if args.plain else args.name, fps=pace,
+                         frames=args.frames)
+    say(f"sending {args.source} to {args.address}:{args.port} (pattern {args.pattern}"
+        f"{', multi-server' if not args.plain else ''}{', jpeg' if args.jpeg else ''}"
+        f"{f', secure {args.secure}' if args.secure else ''}); "
+        "Ctrl-C to stop")
+    started = time.monotonic()
+    with stop_on_signals() as stop:
+        worker.start()
+        next_print = started + STATS_EVERY
+        while not stop.is_set() and not worker.ended.is_set():
+            now = time.monotonic()
+            if args.seconds is not None and now - started >= args.seconds:
+                break
+            if now >= next_print:
+                next_print = now + STATS_EVERY
+                say(f"  sent {worker.sent} frames ({worker.sent / (now - started):.1f} fps)")
+            stop.wait(0.1)
+        worker.stop()
+    if worker.error is not None:
+        raise worker.error
+    say(f"sent {worker.sent} frames in {time.monotonic() - started:.1f} s")
+    return 0

@@ -1,0 +1,74 @@
+"""``netgear view``: receive from many senders and show them as one live montage."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..web.hub import MontageHub
+from ._common import (
+    CliError,
+    add_secure_args,
+    port_number,
+    resolution,
+    secure_options,
+    stop_on_signals,
+)
+from ._montage import add_display_args, check_display, run_montage
+
+__all__ = ["add_parser", "run"]
+
+HELP = "receive from many senders and show a live montage (browser or window)"
+DESCRIPTION = """\
+A multi-server client: binds every --port on --address, receives from one
+sender per port (e.g. `netgear serve --port ...`) and tiles their newest frames
+into a montage. By default the montage and per-stream stats are served at
+http://127.0.0.1:8000/; --window shows it in an OpenCV window instead.
+A stream with no frame for --stale-after seconds shows as STALE.
+"""
+EPILOG = """\
+examples:
+  netgear view --port 5566 5567 5568 5569
+  netgear view --port 5566 5567 --address 0.0.0.0 --web-port 0
+  netgear view --port 5566 --window
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("view", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=port_number, nargs="+", default=[5566], metavar="PORT",
+                   help="one port per sender, in montage order (default 5566)")
+    p.add_argument("--address", default="*", metavar="HOST",
+                   help="interface to receive on (default *, every interface; 127.0.0.1 "
+                   "for this machine only)")
+    p.add_argument("--pattern", type=int, choices=(1, 2), default=1,
+                   help="the senders' pattern: 1 REQ/REP (default), 2 PUB/SUB")
+    p.add_argument("--window", action="store_true",
+                   help="show the montage in an OpenCV window instead of the browser "
+                   "(needs a display and opencv-python with GUI support)")
+    p.add_argument("--tile", type=resolution, default=(320, 240), metavar="WxH",
+                   help="size of each stream's cell in the montage (default 320x240)")
+    add_secure_args(p)
+    add_display_args(p)
+    p.set_defaults(run=run, cli_parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    ports = args.port
+    if 0 in ports:
+        raise CliError("--port 0 is not a usable port: senders need to know it")
+    if len(set(ports)) != len(ports):
+        raise CliError(f"--port lists a port twice: {' '.join(map(str, ports))}")
+    options = secure_options(args)
+    if args.window:
+        check_display()  # before binding anything: fail fast on a headless machine
+    with stop_on_signals() as stop:
+        hub = MontageHub(ports, address=args.address, pattern=args.pattern,
+                         stale_after=args.stale_after, tile=args.tile, **options).start()
+        try:
+            return run_montage(hub, stop, window=args.window, web_host=args.web_host,
+                               web_port=args.web_port, seconds=args.seconds,
+                               stats_every=args.stats_every, title="view")
+        finally:
+            hub.close()
