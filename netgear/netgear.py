@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy as _copy
 import logging
 import threading
 from typing import Any
@@ -82,7 +81,7 @@ class NetGear:
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters: per-stream frames, drops, latency, fps; bad messages."""
-        return _copy.deepcopy(self._stats.as_dict())
+        return self._stats.as_dict()  # built fresh on every call: the caller owns it
 
     @property
     def closed(self) -> bool:
@@ -142,6 +141,10 @@ class NetGear:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway
                     logger.debug("end-of-stream not delivered: %s", exc)
+            elif self._half.needs_reply:
+                # the reply to the frame recv() just returned may still be queued: without a
+                # linger it is discarded and that frame's send() times out on the other side
+                linger = CLOSE_LINGER_MS
             self._teardown(linger)
 
     def __enter__(self) -> NetGear:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ class StreamStats:
     latency: float = 0.0  # seconds, sender clock to receiver clock, smoothed
     fps: float = 0.0  # smoothed
     _last_arrival: float = field(default=0.0, repr=False)
+    _gap: float = field(default=0.0, repr=False)
 
     def record(self, seq: int, sent_at: float, nbytes: int) -> None:
         now = time.time()
@@ -36,9 +38,10 @@ class StreamStats:
         self.bytes += nbytes
         arrival = time.monotonic()
         if self._last_arrival:
+            # smooth the gaps, not the rates: averaging 1/gap overstates a jittery stream
             gap = arrival - self._last_arrival
-            if gap > 0:
-                self.fps = 1.0 / gap if not self.fps else 0.9 * self.fps + 0.1 / gap
+            self._gap = gap if not self._gap else 0.9 * self._gap + 0.1 * gap
+            self.fps = 1.0 / self._gap if self._gap > 0 else 0.0
         self._last_arrival = arrival
         delay = max(0.0, now - sent_at)
         self.latency = delay if self.frames == 1 else 0.9 * self.latency + 0.1 * delay
@@ -53,6 +56,7 @@ class StreamStats:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_last_arrival")
+        data.pop("_gap")
         return data
 
 
@@ -67,15 +71,21 @@ class Stats:
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
 
+    # stats are read from other threads (a viewer) while recv() adds streams
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def stream(self, name: str) -> StreamStats:
         entry = self.streams.get(name)
         if entry is None:
-            entry = self.streams[name] = StreamStats(name)
+            with self._lock:
+                entry = self.streams.setdefault(name, StreamStats(name))
         return entry
 
     def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            streams = list(self.streams.items())
         return {
-            "streams": {k: v.as_dict() for k, v in self.streams.items()},
+            "streams": {k: v.as_dict() for k, v in streams},
             "bad_messages": self.bad_messages,
             "duplicates": self.duplicates,
             "conflated": self.conflated,
