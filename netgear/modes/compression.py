@@ -1,0 +1,300 @@
+"""Frame compression: JPEG through simplejpeg, or JPEG/PNG/BMP through OpenCV.
+
+The sender encodes in ``on_send``; the header names the codec (``c``: jpeg, png or
+bmp) and the original frame (``d`` dtype, ``h`` shape, ``j`` JPEG colorspace and
+decode flags), so any receiver decodes it back to the sender's exact shape without
+being configured. The decoders are registered when this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..codecs import register_decoder
+from ..errors import DependencyError, OptionError, PayloadError, WireFormatError
+from ..options import Option, in_range
+from ..settings import Settings
+from ..wire import FRAME, Incoming, Outgoing, dtype_descr
+from .base import Mode
+
+__all__ = ["CompressionMode"]
+
+logger = logging.getLogger(__name__)
+
+COLORSPACES = ("BGR", "RGB", "GRAY", "BGRX", "RGBX", "XBGR", "XRGB",
+               "BGRA", "RGBA", "ABGR", "ARGB", "CMYK")
+FORMATS = (".jpg", ".png", ".bmp")
+# What each cv2 format keeps losslessly or at all: dtypes and channel counts.
+_CV2_DTYPES = {".jpg": ("uint8",), ".png": ("uint8", "uint16"), ".bmp": ("uint8",)}
+_CV2_CHANNELS = {".jpg": (1, 3), ".png": (1, 3, 4), ".bmp": (1, 3, 4)}
+# A few kilobytes of JPEG or PNG can claim gigapixels; refuse to allocate beyond this.
+MAX_DECODED_BYTES = 1 << 28
+_JPEG_SUBOPTIONS = ("jpeg_compression_quality", "jpeg_compression_fastdct",
+                    "jpeg_compression_fastupsample")
+
+
+def _simplejpeg() -> Any:
+    try:
+        import simplejpeg
+    except ImportError as exc:
+        raise DependencyError("jpeg_compression needs simplejpeg: pip install simplejpeg") from exc
+    return simplejpeg
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise DependencyError("compression_format needs OpenCV: "
+                              "pip install opencv-python-headless") from exc
+    return cv2
+
+
+def _check_jpeg(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip().upper() not in COLORSPACES:
+        return "must be True, False or a colorspace: " + ", ".join(COLORSPACES)
+    return None
+
+
+def _check_format(value: str) -> str | None:
+    return None if value.strip().lower() in FORMATS else "must be one of " + ", ".join(FORMATS)
+
+
+def _check_param(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and (
+        len(value) % 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return "a list must hold (cv2.IMWRITE_* flag, value) pairs of ints"
+    return None
+
+
+class CompressionMode(Mode):
+    """Lossy JPEG (``jpeg_compression``) or OpenCV (``compression_format``) frame encoding."""
+
+    key = "jpeg_compression"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("jpeg_compression", (bool, str), False,
+               "True (BGR frames) or the frames' colorspace: encode frames as JPEG with "
+               "simplejpeg. Off by default: frames travel lossless.", check=_check_jpeg),
+        Option("jpeg_compression_quality", (float,), None,
+               "JPEG quality, 10 to 100 (90 when unset). Needs jpeg_compression.",
+               check=in_range(10, 100), nullable=True),
+        Option("jpeg_compression_fastdct", (bool,), None,
+               "Faster, slightly less exact DCT (True when unset). Needs jpeg_compression.",
+               nullable=True),
+        Option("jpeg_compression_fastupsample", (bool,), None,
+               "Faster, blockier chroma upsampling when decoding (False when unset). Needs "
+               "jpeg_compression.", nullable=True),
+        Option("compression_format", (str,), None,
+               "Encode frames with OpenCV: '.jpg' (lossy), '.png' or '.bmp' (lossless).",
+               check=_check_format, nullable=True),
+        Option("compression_param", (int, list, tuple), None,
+               "With compression_format: an int (JPEG quality 0-100, PNG level 0-9) or a "
+               "list of cv2.IMWRITE_* flag/value pairs.", check=_check_param, nullable=True),
+    )
+
+    @classmethod
+    def enabled(cls, settings: Settings) -> bool:
+        # any compression key turns the mode on, so validate() can refuse orphans loudly
+        opts = settings.options
+        return bool(opts.get(cls.key)) or any(
+            opts.get(k) is not None for k in (*_JPEG_SUBOPTIONS, "compression_format",
+                                              "compression_param"))
+
+    @classmethod
+    def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
+        opts = settings.options
+        jpeg, fmt = opts["jpeg_compression"], opts["compression_format"]
+        if jpeg and fmt is not None:
+            raise OptionError("jpeg_compression and compression_format both set: choose one "
+                              "encoder", key="compression_format")
+        for key in _JPEG_SUBOPTIONS:
+            if opts[key] is not None and not jpeg:
+                raise OptionError(f"option {key!r} needs jpeg_compression=True (netgear sends "
+                                  "frames uncompressed unless asked)", key=key)
+        param = opts["compression_param"]
+        if param is not None and fmt is None:
+            raise OptionError("compression_param needs compression_format "
+                              "('.jpg', '.png' or '.bmp')", key="compression_param")
+        if isinstance(param, int) and not settings.receive_mode:
+            fmt = fmt.strip().lower()
+            limit = {".jpg": 100, ".png": 9}.get(fmt)
+            if limit is None or not 0 <= param <= limit:
+                allowed = f"0 to {limit}" if limit else "no int parameter"
+                raise OptionError(f"compression_param={param} is invalid for {fmt}: it takes "
+                                  f"{allowed}", key="compression_param")
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        opts = settings.options
+        jpeg = opts["jpeg_compression"]
+        self._jpeg = bool(jpeg)
+        self._colorspace = jpeg.strip().upper() if isinstance(jpeg, str) else "BGR"
+        quality = opts["jpeg_compression_quality"]
+        self._quality = 90 if quality is None else round(quality)
+        fastdct, fastups = opts["jpeg_compression_fastdct"], opts["jpeg_compression_fastupsample"]
+        self._fastdct = True if fastdct is None else fastdct
+        self._fastupsample = bool(fastups)
+        # receiver: explicitly given decode flags override what the sender asked for
+        self._decode_flags = (fastdct, fastups)
+        fmt = opts["compression_format"]
+        self._format = fmt.strip().lower() if fmt is not None else None
+        self._params: list[int] = []
+        if settings.receive_mode:
+            if self._format is not None or opts["jpeg_compression_quality"] is not None:
+                logger.debug("encoding options have no effect on a receiver: each frame's "
+                             "header names its codec")
+        elif self._format is not None:
+            self._params = _cv2_params(self._format, opts["compression_param"])
+        elif self._jpeg:
+            _simplejpeg()  # fail at construction, not at the first frame
+
+    def on_send(self, out: Outgoing) -> None:
+        frame = out.frame
+        if out.kind != FRAME or frame is None:
+            return
+        if not self._jpeg and self._format is None:
+            return
+        if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
+            raise PayloadError("compression needs a non-empty HxW or HxWxC frame, got "
+                               f"{getattr(frame, 'shape', type(frame).__name__)}")
+        channels = 1 if frame.ndim == 2 else frame.shape[2]
+        if self._jpeg:
+            out.payload, colorspace = self._encode_jpeg(frame, channels)
+            out.codec = "jpeg"
+            out.extra["j"] = [colorspace, self._fastdct, self._fastupsample]
+        else:
+            out.payload, out.codec = self._encode_cv2(frame, channels)
+            if out.codec == "jpeg":
+                # OpenCV writes BGR (or gray) JPEGs, decoded by the same JPEG decoder
+                out.extra["j"] = ["GRAY" if channels == 1 else "BGR", False, False]
+        out.extra["d"] = dtype_descr(frame.dtype)
+        out.extra["h"] = list(frame.shape)
+
+    def on_recv(self, incoming: Incoming, verdict: str) -> str:
+        meta = incoming.header.get("j")
+        if incoming.codec == "jpeg" and isinstance(meta, list) and len(meta) == 3:
+            fastdct, fastups = self._decode_flags
+            meta[1] = meta[1] if fastdct is None else fastdct
+            meta[2] = meta[2] if fastups is None else fastups
+        return verdict
+
+    def _encode_jpeg(self, frame: np.ndarray, channels: int) -> tuple[bytes, str]:
+        if frame.dtype != np.uint8:
+            raise PayloadError(f"JPEG needs uint8 frames, got {frame.dtype}; convert the frame "
+                               "or use compression_format='.png' (uint8/uint16, lossless)")
+        cs = self._colorspace
+        if channels == 1:
+            cs = "GRAY"  # a one-channel frame can only be gray, whatever the option says
+        elif len(cs) != channels:
+            hint = " ('.png' keeps alpha)" if channels == 4 else ""
+            raise PayloadError(f"jpeg_compression={cs!r} expects {len(cs)}-channel frames, got "
+                               f"{channels} channels; set jpeg_compression to the frame's "
+                               f"colorspace or use compression_format{hint}")
+        image = np.ascontiguousarray(frame).reshape(frame.shape[0], frame.shape[1], channels)
+        sub = "Gray" if cs == "GRAY" else "444"
+        payload = _simplejpeg().encode_jpeg(image, quality=self._quality, colorspace=cs,
+                                            colorsubsampling=sub, fastdct=self._fastdct)
+        return payload, cs
+
+    def _encode_cv2(self, frame: np.ndarray, channels: int) -> tuple[Any, str]:
+        fmt = self._format
+        assert fmt is not None
+        if (frame.dtype.name not in _CV2_DTYPES[fmt] or not frame.dtype.isnative
+                or channels not in _CV2_CHANNELS[fmt]):
+            raise PayloadError(
+                f"{fmt} keeps {'/'.join(_CV2_DTYPES[fmt])} frames with "
+                f"{'/'.join(map(str, _CV2_CHANNELS[fmt]))} channels; got {frame.dtype} with "
+                f"{channels} channels")
+        image = frame.reshape(frame.shape[:2]) if channels == 1 else frame
+        ok, buf = _cv2().imencode(fmt, image, self._params)
+        if not ok:
+            raise PayloadError(f"OpenCV could not encode the frame as {fmt}")
+        return buf, {".jpg": "jpeg", ".png": "png", ".bmp": "bmp"}[fmt]
+
+
+def _cv2_params(fmt: str, param: Any) -> list[int]:
+    if param is None:
+        return []
+    if isinstance(param, int):
+        cv2 = _cv2()
+        flag = cv2.IMWRITE_JPEG_QUALITY if fmt == ".jpg" else cv2.IMWRITE_PNG_COMPRESSION
+        return [flag, param]
+    return [int(v) for v in param]
+
+
+# -- receiving side: registered decoders ---------------------------------------------------
+def _declared(incoming: Incoming) -> tuple[tuple[int, ...], np.dtype]:
+    """The original frame's shape and dtype from the header, checked before any decoding."""
+    header = incoming.header
+    shape, descr = header.get("h"), header.get("d")
+    if (not isinstance(shape, list) or len(shape) not in (2, 3)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+            or descr not in ("|u1", np.dtype(np.uint16).str)):
+        raise WireFormatError(f"bad shape {shape!r} or dtype {descr!r} for a "
+                              f"{incoming.codec} frame")
+    dtype = np.dtype(descr)
+    if math.prod(shape) * dtype.itemsize > MAX_DECODED_BYTES:
+        raise WireFormatError(f"{incoming.codec} frame of shape {shape} is too large")
+    return tuple(shape), dtype
+
+
+def _decode_jpeg(incoming: Incoming) -> np.ndarray:
+    shape, dtype = _declared(incoming)
+    meta = incoming.header.get("j")
+    if (dtype != np.uint8 or not isinstance(meta, list) or len(meta) != 3
+            or meta[0] not in COLORSPACES or not all(isinstance(f, bool) for f in meta[1:])):
+        raise WireFormatError(f"bad JPEG description {meta!r}")
+    colorspace, fastdct, fastupsample = meta
+    channels = 1 if len(shape) == 2 else shape[2]
+    if channels != len(colorspace.replace("GRAY", "G")):
+        raise WireFormatError(f"JPEG colorspace {colorspace} does not fit shape {list(shape)}")
+    simplejpeg = _simplejpeg()
+    try:
+        height, width = simplejpeg.decode_jpeg_header(incoming.payload)[:2]
+        if (height, width) != shape[:2]:
+            raise WireFormatError(f"JPEG is {height}x{width}, header says {list(shape)}")
+        image = simplejpeg.decode_jpeg(incoming.payload, colorspace=colorspace,
+                                       fastdct=fastdct, fastupsample=fastupsample)
+    except ValueError as exc:
+        raise WireFormatError(f"JPEG payload cannot be decoded: {exc}") from exc
+    return image.reshape(shape)
+
+
+def _png_size(data: memoryview) -> tuple[int, int] | None:
+    if len(data) < 24 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[12:16]) != b"IHDR":
+        return None
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
+def _bmp_size(data: memoryview) -> tuple[int, int] | None:
+    if len(data) < 26 or bytes(data[:2]) != b"BM":
+        return None
+    # height is negative for top-down bitmaps
+    height = abs(int.from_bytes(data[22:26], "little", signed=True))
+    return height, int.from_bytes(data[18:22], "little", signed=True)
+
+
+def _decode_cv2(incoming: Incoming) -> np.ndarray:
+    shape, dtype = _declared(incoming)
+    data = memoryview(incoming.payload).cast("B")
+    size = (_png_size if incoming.codec == "png" else _bmp_size)(data)
+    if size != shape[:2]:
+        # checked before decoding so a small payload cannot make us allocate a huge image
+        raise WireFormatError(f"{incoming.codec} image size {size} does not match header "
+                              f"shape {list(shape)}")
+    cv2 = _cv2()
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype != dtype or image.size != math.prod(shape):
+        raise WireFormatError(f"{incoming.codec} payload does not decode to {dtype} "
+                              f"{list(shape)}")
+    return image.reshape(shape)
+
+
+register_decoder("jpeg", _decode_jpeg)
+register_decoder("png", _decode_cv2)
+register_decoder("bmp", _decode_cv2)
