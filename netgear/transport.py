@@ -184,11 +184,11 @@ class Transport:
                     return True
             if stop():
                 return False
-            logger.warning("%s: peer not ready after %.2fs (attempt %d of %d)",
+            # No rebuild here: a full queue means a slow or stalled peer, and rebuilding
+            # would silently discard frames already accepted (a gone peer needs none: libzmq
+            # reconnects by itself). So the attempts only pace the warnings.
+            logger.warning("%s: peer not taking frames after %.2fs (attempt %d of %d)",
                            channel.label, timeout, attempt + 1, retries + 1)
-            if attempt < retries:
-                with translate_errors("socket rebuild"):
-                    channel.rebuild()
         raise PeerTimeoutError(
             f"no peer took the message on port {channel.label} within {timeout:g}s "
             f"after {retries} retries"
