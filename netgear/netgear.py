@@ -141,7 +141,9 @@ class NetGear:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway
                     logger.debug("end-of-stream not delivered: %s", exc)
-            elif self._half.needs_reply:
+            else:
+                self._half.stop()  # the conflate reader, if any, before its socket closes
+            if isinstance(self._half, Receiver) and self._half.needs_reply:
                 # the reply to the frame recv() just returned may still be queued: without a
                 # linger it is discarded and that frame's send() times out on the other side
                 linger = CLOSE_LINGER_MS

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
-
-import zmq
 
 from .codecs import decode_frame
 from .errors import PeerTimeoutError, WireFormatError
 from .modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
-from .transport import Channel, Transport, translate_errors
+from .transport import Channel, Transport
 from .wire import END, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
@@ -54,32 +53,92 @@ class Receiver:
         self.last_seen: dict[str, tuple[Any, int]] = {}
         self.pending: dict[str, Incoming] = {}  # conflate: newest undelivered frame per stream
         self.warned: set[str] = set()  # kinds of malformed message already logged
+        self.ready = threading.Condition()  # conflate: guards pending/finished/failure
+        self.finished = False
+        self.failure: BaseException | None = None
+        self.pump: threading.Thread | None = None
+        if self.conflate:
+            self.pump = threading.Thread(target=self._run_pump, name="netgear-conflate",
+                                         daemon=True)
+            self.pump.start()
 
     def receive(self, return_data: Any) -> Any:
+        if self.conflate:
+            return self._newest()
         channel = self.channel
         while True:
-            if self.conflate:
-                if self._drain(channel, return_data):
-                    return None
-                while self.pending:
-                    result = self._deliver(self.pending.pop(next(iter(self.pending))))
-                    if result is not _SKIP:
-                        return result
             parts = self.transport.receive(channel, self.wait, self.copy, self.closing.is_set)
             if parts is None:
-                if self.closing.is_set() or (self.silence is not None
-                                             and self.wait == self.silence):
-                    return None
-                raise PeerTimeoutError(f"no message within receive_timeout={self.timeout:g}s")
+                return self._timed_out()
             verdict, incoming = self._take(channel, parts, return_data)
             if verdict == FINISH:
                 return None
             if verdict != DELIVER or incoming is None:
                 continue
-            if self.conflate:
-                self.pending[_stream_of(incoming, self.settings.port)] = incoming
-                continue
             result = self._deliver(incoming)
+            if result is not _SKIP:
+                return result
+
+    def stop(self) -> None:
+        """Join the conflate reader (``closing`` is already set); bounded by one poll slice."""
+        if self.pump is not None:
+            self.pump.join(2.0)
+
+    def _timed_out(self) -> None:
+        if self.closing.is_set() or (self.silence is not None and self.wait == self.silence):
+            return None
+        raise PeerTimeoutError(f"no message within receive_timeout={self.timeout:g}s")
+
+    # -- conflate: a reader thread keeps the newest frame of each stream ------------------
+    def _run_pump(self) -> None:
+        """Take every message as it arrives, so no backlog ages in the queues upstream.
+
+        Frames stay undecoded here; only the one recv() hands out is decoded.
+        """
+        try:
+            while not self.closing.is_set():
+                parts = self.transport.receive(self.channel, None, self.copy,
+                                               self.closing.is_set)
+                if parts is None:
+                    continue
+                verdict, incoming = self._take(self.channel, parts, None)
+                with self.ready:
+                    if verdict == FINISH:
+                        self.pending.clear()
+                        self.finished = True
+                    elif verdict == DELIVER and incoming is not None:
+                        stream = _stream_of(incoming, self.settings.port)
+                        if stream in self.pending:
+                            self.stats.conflated += 1
+                        # replacing keeps the stream's place in line: streams take turns
+                        self.pending[stream] = incoming
+                    else:
+                        continue
+                    self.ready.notify_all()
+        except BaseException as exc:  # surfaced by the next recv()
+            with self.ready:
+                self.failure = exc
+                self.ready.notify_all()
+
+    def _newest(self) -> Any:
+        deadline = None if self.wait is None else time.monotonic() + self.wait
+        while True:
+            with self.ready:
+                while not (self.pending or self.finished or self.failure
+                           or self.closing.is_set()):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return self._timed_out()
+                    self.ready.wait(0.1 if left is None else min(left, 0.1))
+                if self.failure is not None:
+                    raise self.failure
+                if self.finished:
+                    self.finished = False
+                    return None
+                if not self.pending:
+                    return None  # closing
+                incoming = self.pending.pop(next(iter(self.pending)))
+            result = self._deliver(incoming)  # decoded outside the lock
             if result is not _SKIP:
                 return result
 
@@ -99,29 +158,6 @@ class Receiver:
             self.stats.stream(_stream_of(incoming, self.settings.port)).record(
                 incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
         return verdict, incoming
-
-    def _drain(self, channel: Channel, return_data: Any) -> bool:
-        """Conflate: take every queued message, keeping the newest frame per stream.
-
-        True when the stream ended meanwhile.
-        """
-        sock = channel.sock
-        while sock is not None:
-            with translate_errors("receive"):
-                try:
-                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=self.copy)
-                except zmq.Again:
-                    return False
-            verdict, incoming = self._take(channel, parts, return_data)
-            if verdict == FINISH:
-                self.pending.clear()
-                return True
-            if verdict == DELIVER and incoming is not None:
-                stream = _stream_of(incoming, self.settings.port)
-                if self.pending.pop(stream, None) is not None:
-                    self.stats.conflated += 1
-                self.pending[stream] = incoming  # to the back: streams take turns
-        return False
 
     def _deliver(self, incoming: Incoming) -> Any:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
