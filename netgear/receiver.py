@@ -20,6 +20,7 @@ __all__ = ["Receiver"]
 
 logger = logging.getLogger(__name__)
 
+REPLY_GRACE = 0.1  # seconds a closing replier waits after its last reply
 _SKIP = object()  # _deliver's "nothing to return" (None means end of stream)
 
 
@@ -53,6 +54,8 @@ class Receiver:
         self.last_seen: dict[str, tuple[Any, int]] = {}
         self.pending: dict[str, Incoming] = {}  # conflate: newest undelivered frame per stream
         self.warned: set[str] = set()  # kinds of malformed message already logged
+        self.last_reply: tuple[Any, Any] | None = None  # ((stream, instance, seq), data)
+        self.replied_at = 0.0
         self.ready = threading.Condition()  # conflate: guards pending/finished/failure
         self.finished = False
         self.failure: BaseException | None = None
@@ -80,9 +83,16 @@ class Receiver:
                 return result
 
     def stop(self) -> None:
-        """Join the conflate reader (``closing`` is already set); bounded by one poll slice."""
+        """Join the conflate reader (``closing`` is already set); bounded by one poll slice.
+
+        Right after a reply, wait a moment (at most REPLY_GRACE): a REQ socket discards a
+        reply whose connection closes before its application has read it.
+        """
         if self.pump is not None:
             self.pump.join(2.0)
+        since = time.monotonic() - self.replied_at
+        if self.needs_reply and since < REPLY_GRACE:
+            time.sleep(REPLY_GRACE - since)
 
     def _timed_out(self) -> None:
         if self.closing.is_set() or (self.silence is not None and self.wait == self.silence):
@@ -151,7 +161,7 @@ class Receiver:
                                 and self.settings.pattern == 0):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
-            self._reply(channel, incoming, return_data if verdict == DELIVER else None)
+            self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data))
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
         elif verdict == DELIVER and incoming is not None:
@@ -209,7 +219,20 @@ class Receiver:
             verdict = mode.on_recv(incoming, verdict)
         return verdict
 
+    def _reply_data(self, incoming: Incoming | None, verdict: str, return_data: Any) -> Any:
+        """The data for this reply; a retried frame gets the data its first copy got."""
+        if incoming is None:
+            return None
+        key = (_stream_of(incoming, self.settings.port), incoming.header.get("i"), incoming.seq)
+        if verdict == DELIVER:
+            self.last_reply = (key, return_data)
+            return return_data
+        if self.last_reply is not None and self.last_reply[0] == key:
+            return self.last_reply[1]  # its reply was lost, the sender resent the frame
+        return None
+
     def _reply(self, channel: Channel, incoming: Incoming | None, data: Any) -> None:
         """Answer every request, even a malformed one, so the sender is never stuck."""
         seq = incoming.seq if incoming is not None else -1
         self.transport.reply(channel, encode(Outgoing(REPLY, seq, message=data)))
+        self.replied_at = time.monotonic()

@@ -228,8 +228,10 @@ class Transport:
                             return reply
             if stop():
                 return None
-            logger.warning("%s: no reply within %.2fs (attempt %d of %d)",
-                           channel.label, timeout, attempt + 1, retries + 1)
+            # at close (final) an unanswered end-of-stream is normal: the peer left first
+            (logger.debug if final else logger.warning)(
+                "%s: no reply within %.2fs (attempt %d of %d)",
+                channel.label, timeout, attempt + 1, retries + 1)
             if attempt < retries:
                 with translate_errors("socket rebuild"):
                     channel.rebuild()
