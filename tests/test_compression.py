@@ -122,9 +122,31 @@ def test_opencv_jpeg_keeps_shape(channels: int | None) -> None:
 
 def test_quality_is_applied() -> None:
     rough = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    low = through_mode(rough, jpeg_compression=True, jpeg_compression_quality=10)
-    high = through_mode(rough, jpeg_compression=True, jpeg_compression_quality=100)
+    # 4:4:4 isolates the quality knob: subsampled chroma cannot keep random colour noise
+    low = through_mode(rough, jpeg_compression=True, jpeg_compression_quality=10,
+                       jpeg_compression_colorsubsampling="444")
+    high = through_mode(rough, jpeg_compression=True, jpeg_compression_quality=100,
+                        jpeg_compression_colorsubsampling="444")
     assert psnr(high, rough) > psnr(low, rough) + 10
+
+
+def test_colorsubsampling_defaults_to_422_and_is_applied() -> None:
+    from netgear.modes.compression import CompressionMode
+    from netgear.options import validate_options
+    from netgear.settings import build_settings
+    from netgear.wire import FRAME, Outgoing
+
+    image = smooth()
+    sizes = {}
+    for sub in (None, "444", "422", "420"):
+        extra = {} if sub is None else {"jpeg_compression_colorsubsampling": sub}
+        opts = validate_options({"jpeg_compression": True, **extra}, CompressionMode.options)
+        mode = CompressionMode(build_settings(None, 5555, "tcp", 1, False, False, opts))
+        out = Outgoing(FRAME, 0, image)
+        mode.on_send(out)
+        sizes[sub] = len(out.payload)
+    assert sizes[None] == sizes["422"]  # vidgear's choice, and ours by default
+    assert sizes["420"] < sizes["422"] < sizes["444"]
 
 
 def test_compression_param_list_is_passed_to_opencv() -> None:
