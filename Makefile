@@ -33,6 +33,9 @@ browser:
 	  } >/tmp/netgear-apt.log 2>&1 || { tail -n 5 /tmp/netgear-apt.log; \
 	    echo "could not install chromium: the browser test will be skipped"; }; }
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
