@@ -79,7 +79,8 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     return pair
 
 
-def _tile(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``frame`` as a BGR image of ``size`` (width, height), resized only when needed."""
     frame = to_bgr(frame)
     if (frame.shape[1], frame.shape[0]) != size:
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
@@ -115,7 +116,7 @@ def build_montages(
     for image in images:
         r, c = divmod(cell, columns)
         cell_view = current[r * height:(r + 1) * height, c * width:(c + 1) * width]
-        cell_view[:] = _tile(image, (width, height))
+        cell_view[:] = fit_frame(image, (width, height))
         cell += 1
         if cell == per_montage:
             montages.append(current)
@@ -170,7 +171,7 @@ def make_montage(
             cv2.putText(cell, "no signal", (8, height // 2), cv2.FONT_HERSHEY_SIMPLEX,
                         max(0.35, height / 400.0), (200, 200, 200), 1, cv2.LINE_AA)
         else:
-            cell[:] = _tile(_check_frame(frame, f"frame {name!r}"), (width, height))
+            cell[:] = fit_frame(_check_frame(frame, f"frame {name!r}"), (width, height))
         if labels:
             _label(cell, str(name))
     return canvas

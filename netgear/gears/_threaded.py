@@ -21,7 +21,7 @@ _LOG = logging.getLogger(__name__)
 #: (daemon thread) and releases the device itself once the driver returns.
 JOIN_TIMEOUT = 0.9
 
-_G = TypeVar("_G", bound="ThreadedGear")
+_G = TypeVar("_G", bound="GearBase")
 
 
 def resolve_colorspace(colorspace: Any) -> Optional[int]:
@@ -104,7 +104,33 @@ class FrameBuffer:
             self._cond.notify_all()
 
 
-class ThreadedGear:
+class GearBase:
+    """What every gear shares: ``with gear:`` starts and stops it, iterating reads frames."""
+
+    def start(self: _G) -> _G:
+        raise NotImplementedError
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _G) -> _G:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            frame = self.read()
+            if frame is None:
+                return
+            yield frame
+
+
+class ThreadedGear(GearBase):
     """Base of gears that read a source on a background thread.
 
     Subclasses implement :meth:`_grab` (one frame, or None at the end of the stream) and
@@ -194,19 +220,6 @@ class ThreadedGear:
                 _LOG.warning("%s: source did not return in time; it is released later", self._name)
                 return
         self._release_once()
-
-    def __enter__(self: _G) -> _G:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            frame = self.read()
-            if frame is None:
-                return
-            yield frame
 
     # -- internals ------------------------------------------------------------------------
     def _run(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from logging import DEBUG, INFO
 from typing import Any, Optional
 
@@ -13,7 +12,7 @@ import cv2
 import numpy as np
 
 from netgear.errors import ClosedError, OptionError, UsageError
-from netgear.gears._threaded import resolve_colorspace
+from netgear.gears._threaded import GearBase, resolve_colorspace
 
 __all__ = ["TestPatternGear", "is_testpattern"]
 
@@ -44,7 +43,7 @@ def _positive_int(value: Any, key: str) -> int:
     return int(value)
 
 
-class TestPatternGear:
+class TestPatternGear(GearBase):
     """Synthetic source: scrolling colour bars and gradient, frame counter and timestamp.
 
     Frame ``n`` also carries ``n`` as a 32-cell black/white barcode along its top edge;
@@ -217,15 +216,3 @@ class TestPatternGear:
         self._stop.set()
         _LOG.log(self._level, "TestPatternGear: stopped after %d frames", self._count)
 
-    def __enter__(self) -> TestPatternGear:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            frame = self.read()
-            if frame is None:
-                return
-            yield frame

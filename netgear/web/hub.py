@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import NetGearError, PeerTimeoutError
-from ..helpers import make_montage, to_bgr
+from ..helpers import fit_frame, make_montage
 from ..netgear import NetGear
 
 __all__ = ["MontageHub", "StreamView"]
@@ -213,7 +213,7 @@ class MontageHub:
             if frame is None:
                 tiles[label] = None
                 continue
-            tile = _fit(frame, self.tile)
+            tile = fit_frame(frame, self.tile)
             if now - seen > self.stale_after:
                 tile = _grey_out(tile)
             tiles[label] = tile
@@ -230,12 +230,6 @@ class MontageHub:
             self._jpeg = (now, data)
             return data
 
-
-def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    frame = to_bgr(frame)
-    if (frame.shape[1], frame.shape[0]) != size:
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-    return frame
 
 
 def _grey_out(tile: np.ndarray) -> np.ndarray:
