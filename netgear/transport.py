@@ -18,6 +18,7 @@ import zmq
 
 from .errors import PeerTimeoutError, TransportError
 from .settings import Settings
+from .sockopts import MAX_QUEUE_FRAMES, QUEUE_FRAMES, base_options
 
 __all__ = ["Channel", "SocketHook", "Transport", "translate_errors"]
 
@@ -29,8 +30,6 @@ SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # close() can switch on XPUB_NODROP and be sure the end-of-stream message is
 # queued to every subscriber instead of being dropped by a full pipe.
 SOCKET_TYPES = {0: (zmq.PAIR, zmq.PAIR), 1: (zmq.REQ, zmq.REP), 2: (zmq.XPUB, zmq.SUB)}
-QUEUE_FRAMES = 4  # receivers, per peer; senders until their first frame tells its size
-MAX_QUEUE_FRAMES = 1000
 POLL_SLICE_MS = 100  # blocking waits wake this often to notice close() from another thread
 Stop = Callable[[], bool]
 
@@ -127,7 +126,7 @@ class Transport:
         self.context = zmq.Context.instance() if self.shared_context else zmq.Context()
         sender_type, receiver_type = SOCKET_TYPES[settings.pattern]
         socket_type = receiver_type if settings.receive_mode else sender_type
-        hooks = [_base_options(settings)]
+        hooks = [base_options(settings)]
         if split:
             self.channels = [
                 Channel(self.context, socket_type, [settings.endpoint(p)], settings.binds,
@@ -326,32 +325,3 @@ def _drain_subscriptions(sock: zmq.Socket) -> None:
     with contextlib.suppress(zmq.ZMQError):
         while True:
             sock.recv(zmq.NOBLOCK, copy=True)
-
-
-def _base_options(settings: Settings) -> SocketHook:
-    pattern, receiving = settings.pattern, settings.receive_mode
-    max_bytes = settings.options["max_frame_bytes"]
-    conflate = settings.options["conflate"] and receiving
-
-    def apply(sock: zmq.Socket, channel: Channel) -> None:
-        if pattern == 2 and receiving:
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
-        if not receiving and pattern in (0, 1):
-            # queue nothing for a peer that is not connected: send() waits instead (bounded)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-        # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
-        # let a fast sender pile up gigabytes in front of a slow receiver.
-        if receiving:
-            # Replies are tiny and at most one per request; a small SNDHWM here made libzmq's
-            # REP socket drop replies now and then (the sender then stalls a request_timeout).
-            sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES)
-            sock.setsockopt(zmq.RCVHWM, 1 if conflate else QUEUE_FRAMES)
-        else:
-            sock.setsockopt(zmq.SNDHWM, channel.queue_frames)
-            sock.setsockopt(zmq.RCVHWM, MAX_QUEUE_FRAMES)  # acknowledgements only
-        # a peer announcing a larger part is disconnected before libzmq allocates for it
-        sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-
-    return apply
