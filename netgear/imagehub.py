@@ -125,9 +125,10 @@ class ImageSender(_Endpoint):
         connect_to: REQ/REP: the hub's address (``tcp://hub:5555``). PUB/SUB: the address to
             bind, usually ``tcp://*:5555``.
         REQ_REP: True (default) for REQ/REP, False for PUB/SUB.
-        timeout: REQ/REP only: seconds to wait for the hub's reply. None (default) waits
-            forever, like imagezmq. With a timeout the socket is rebuilt and the frame re-sent
-            ``retries`` times, then :class:`PeerTimeoutError` is raised.
+        timeout: REQ/REP only: seconds to wait for the hub's reply (4 by default). After a
+            timeout the socket is rebuilt and the frame re-sent ``retries`` times, so a hub
+            restart is ridden out; then :class:`PeerTimeoutError` is raised. None waits
+            forever, as imagezmq does.
         retries: re-sends after a timeout before giving up.
         copy: None (default) is zero-copy for REQ/REP (safe: the reply proves the hub has the
             frame) and a copy for PUB. ``False`` with PUB tracks the buffer and returns only
@@ -135,7 +136,7 @@ class ImageSender(_Endpoint):
     """
 
     def __init__(self, connect_to: str = "tcp://127.0.0.1:5555", REQ_REP: bool = True,
-                 timeout: Optional[float] = None, retries: int = 3,
+                 timeout: Optional[float] = 4.0, retries: int = 3,
                  copy: Optional[bool] = None) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise OptionError(f"retries must be an integer >= 0, not {retries!r}", "retries")

@@ -217,7 +217,7 @@ def test_close_is_idempotent_prompt_and_final(port: int) -> None:
         waiting.outcome(2)
     with pytest.raises(ClosedError):
         hub.recv_image()
-    sender = ImageSender(addr(free_port()))  # REQ to nowhere, waiting forever for a reply
+    sender = ImageSender(addr(free_port()), timeout=None)  # REQ to nowhere, waiting for ever
     stuck = Peer(lambda: sender.send_image("x", image()))
     time.sleep(0.2)
     started = time.monotonic()
@@ -469,3 +469,16 @@ def test_three_publishers_to_one_subscribing_hub() -> None:
         pump.outcome()
         sender.close()
     assert set(counts) == {"pi0", "pi1", "pi2"}
+
+
+@pytest.mark.timeout(10)
+def test_sender_default_is_bounded_not_an_eternal_wait() -> None:
+    """imagezmq's sender hangs for good when the hub is gone; ours gives up by default."""
+    sender = ImageSender(addr(free_port()))
+    assert (sender.timeout, sender.retries) == (4.0, 3)
+    sender.timeout = 0.1  # the same retry path, quicker
+    started = time.monotonic()
+    with pytest.raises(PeerTimeoutError):
+        sender.send_image("x", image())
+    assert time.monotonic() - started < 3.0
+    sender.close()
