@@ -216,6 +216,12 @@ def encode(out: Outgoing) -> list[Any]:
             f"message of type {type(out.message).__name__} cannot be sent: {exc}. "
             "Use None, bool, int, float, str, bytes, lists, tuples, dicts or numpy arrays."
         ) from exc
+    if len(parts[0]) > MAX_HEADER_BYTES:
+        # every receiver refuses such a header, so say so here instead of losing it there
+        raise PayloadError(
+            f"message header of {len(parts[0])} bytes exceeds {MAX_HEADER_BYTES}; send large "
+            "binary data as a numpy array (it travels in its own zero-copy part)"
+        )
     return parts
 
 

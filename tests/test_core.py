@@ -243,3 +243,13 @@ def test_stats_count_frames_and_gaps(port):
     stream = stats["streams"][str(port)]
     assert stream["frames"] == 5 and stream["dropped"] == 0 and stream["restarts"] == 0
     assert stats["bad_messages"] == 0 and stats["duplicates"] == 0
+
+
+def test_oversized_message_header_is_refused_at_the_sender():
+    from netgear.wire import FRAME, MAX_HEADER_BYTES, Outgoing, encode
+
+    big = b"x" * (MAX_HEADER_BYTES + 1)
+    with pytest.raises(PayloadError, match="numpy array"):
+        encode(Outgoing(FRAME, 0, np.zeros(3, np.uint8), message=big))
+    as_array = np.frombuffer(big, np.uint8)  # the suggested route goes through
+    assert len(encode(Outgoing(FRAME, 0, np.zeros(3, np.uint8), message=as_array))) == 3
