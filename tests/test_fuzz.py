@@ -211,7 +211,7 @@ def _decode_or_refuse(parts: list[Any]) -> tuple[Incoming | None, np.ndarray | N
         assert frame.shape == tuple(header["h"])
         if incoming.codec == "raw":
             assert frame.nbytes == memoryview(incoming.payload).nbytes
-            assert frame.dtype == np.dtype(header["d"]) or isinstance(header["d"], list)
+            assert isinstance(header["d"], list) or frame.dtype == np.dtype(header["d"])
     if "x" in header:
         assert isinstance(incoming.message, np.ndarray)
         assert incoming.message.nbytes == len(parts[2])
