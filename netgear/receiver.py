@@ -174,6 +174,9 @@ class Receiver:
         try:
             incoming.frame = decode_frame(incoming)
         except WireFormatError as exc:
+            # its header was fine, so it was counted as a frame on arrival: take that back
+            self.stats.stream(_stream_of(incoming, self.settings.port)).discard(
+                memoryview(incoming.payload).nbytes)
             self._count_bad(exc)
             return _SKIP
         result: Any = incoming.frame

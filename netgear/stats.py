@@ -47,6 +47,11 @@ class StreamStats:
         self.latency = delay if self.frames == 1 else 0.9 * self.latency + 0.1 * delay
         self.last_seen = now
 
+    def discard(self, nbytes: int) -> None:
+        """Take back a recorded frame whose payload then failed to decode."""
+        self.frames -= 1
+        self.bytes -= nbytes
+
     def record_end(self, seq: int) -> None:
         """The sender closed; frames between the last one seen and its END were lost."""
         if 0 <= self.last_seq < seq - 1:

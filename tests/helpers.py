@@ -31,6 +31,7 @@ class Collector:
         self.error: BaseException | None = None
         self.ended = threading.Event()
         self.probed = threading.Event()
+        self.probes = 0  # probe frames received (and left out of items)
         self._return_data = return_data
         self._keep = keep or _copy_frame
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -46,6 +47,7 @@ class Collector:
                 if item is None:
                     break
                 if is_probe(item):
+                    self.probes += 1
                     self.probed.set()
                     continue
                 self.items.append(self._keep(item))

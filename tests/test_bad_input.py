@@ -87,6 +87,10 @@ def test_flood_of_bad_messages_is_counted_and_the_receiver_keeps_serving(pattern
         assert wait_until(lambda: len(collector.items) == 1, 10), collector.items
         np.testing.assert_array_equal(collector.items[0], marker)
         assert rx.stats["bad_messages"] == N_BAD
+        # messages whose header parsed but whose payload did not are not frames either
+        stream = rx.stats["streams"][str(port)]
+        assert stream["frames"] == 1 + collector.probes
+        assert stream["bytes"] == marker.nbytes + collector.probes * PROBE.nbytes
         raw.close()
         if pattern == 0:
             # a PAIR receiver takes one peer at a time, and refuses a new one (whose first
