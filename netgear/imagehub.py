@@ -1,17 +1,12 @@
 """imagezmq-compatible ImageSender / ImageHub, wire-compatible with imagezmq 1.2 both ways.
 
-Each message is two ZeroMQ frames: a JSON header, then the payload.
-Raw image: ``{"msg": name, "dtype": "uint8", "shape": [h, w, 3]}`` + the array's bytes.
-JPEG: ``{"msg": name}`` + the JPEG bytes. REQ/REP: the hub answers every message (``b"OK"``).
+The wire format and the endpoint both ends share live in :mod:`netgear._imagezmq`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
-import threading
 import time
 from typing import Any, Optional
 
@@ -19,106 +14,30 @@ import cv2
 import numpy as np
 import zmq
 
+from netgear._imagezmq import (
+    NUMERIC_KINDS,
+    SLICE_MS,
+    Endpoint,
+    decode_message,
+    encode_header,
+)
 from netgear.errors import (
     ClosedError,
     OptionError,
     PayloadError,
     PeerTimeoutError,
-    TransportError,
     UsageError,
     WireFormatError,
 )
+from netgear.transport import translate_errors
 
 __all__ = ["ImageHub", "ImageSender"]
 
 _LOG = logging.getLogger(__name__)
-_SLICE_MS = 100  # blocking waits poll in slices so close() from another thread stays prompt
 _PUB_LINGER_MS = 200  # a closing PUB gets this long to flush its last frames, then drops them
-_NUMERIC_KINDS = "biuf"
 
 
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise OptionError(f"timeout must be a positive number of seconds or None, not {timeout!r}",
-                          "timeout")
-    return float(timeout)
-
-
-def _header(msg: Any, **extra: Any) -> bytes:
-    try:
-        return json.dumps(dict(msg=msg, **extra)).encode("utf8")
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"the image name must be JSON-serialisable (a str): {exc}") from exc
-
-
-class _Endpoint:
-    """Socket, context, lock and close() shared by both ends."""
-
-    def __init__(self, address: str, req_rep: bool, timeout: Optional[float]) -> None:
-        if not isinstance(address, str) or "://" not in address:
-            raise OptionError(f"address must look like 'tcp://host:port', not {address!r}",
-                              "address")
-        self.address = address
-        self.REQ_REP = bool(req_rep)
-        self.timeout = _check_timeout(timeout)
-        self._ctx = zmq.Context()
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._socket: Optional[zmq.Socket] = None
-
-    def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0) -> zmq.Socket:
-        sock = self._ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, linger)
-        try:
-            if bind:
-                sock.bind(address)
-            else:
-                sock.connect(address)
-        except zmq.ZMQError as exc:
-            sock.close(0)
-            verb = "bind" if bind else "connect"
-            raise TransportError(f"cannot {verb} {address}: {exc}") from exc
-        return sock
-
-    def _wait(self, sock: zmq.Socket, deadline: Optional[float]) -> bool:
-        """Block until ``sock`` is readable; False when ``deadline`` passed."""
-        while True:
-            if self._closing.is_set():
-                raise ClosedError(f"{type(self).__name__} was closed while waiting")
-            left = _SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
-            if left <= 0:
-                return False
-            if sock.poll(min(left, _SLICE_MS), zmq.POLLIN):
-                return True
-
-    def _deadline(self) -> Optional[float]:
-        return None if self.timeout is None else time.monotonic() + self.timeout
-
-    def _check_open(self) -> zmq.Socket:
-        if self._socket is None:
-            raise ClosedError(f"{type(self).__name__} is closed")
-        return self._socket
-
-    def close(self) -> None:
-        """Close the socket and the context. Idempotent; never blocks for long."""
-        self._closing.set()
-        with self._lock:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-            if not self._ctx.closed:
-                self._ctx.term()
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class ImageSender(_Endpoint):
+class ImageSender(Endpoint):
     """Send ``(name, image)`` pairs to an :class:`ImageHub` (or an imagezmq hub).
 
     Args:
@@ -158,10 +77,10 @@ class ImageSender(_Endpoint):
         """Send an image with its name; returns the hub's reply (REQ/REP) or None (PUB/SUB)."""
         if not isinstance(image, np.ndarray):
             raise PayloadError(f"image must be a numpy.ndarray, not {type(image).__name__}")
-        if image.dtype.kind not in _NUMERIC_KINDS:
+        if image.dtype.kind not in NUMERIC_KINDS:
             raise PayloadError(f"image dtype {image.dtype} cannot be sent; use a numeric dtype")
         image = np.ascontiguousarray(image)
-        return self._send([_header(msg, dtype=str(image.dtype), shape=image.shape), image])
+        return self._send([encode_header(msg, dtype=str(image.dtype), shape=image.shape), image])
 
     def send_jpg(self, msg: Any, jpg_buffer: Any) -> Optional[bytes]:
         """Send JPEG bytes (bytes, bytearray, memoryview or cv2.imencode's array) with a name."""
@@ -172,10 +91,10 @@ class ImageSender(_Endpoint):
                                f"not {type(jpg_buffer).__name__}") from None
         if not payload.c_contiguous:
             payload = memoryview(payload.tobytes())
-        return self._send([_header(msg), payload])
+        return self._send([encode_header(msg), payload])
 
     def _send(self, parts: list[Any]) -> Optional[bytes]:
-        with self._lock:
+        with self._lock, translate_errors(f"sending to {self.address}"):
             sock = self._check_open()
             if not self.REQ_REP:
                 if self._copy:
@@ -194,7 +113,7 @@ class ImageSender(_Endpoint):
                 raise PeerTimeoutError(f"a subscriber of {self.address} did not take the frame "
                                        f"within {self.timeout}s; its buffer is still in use")
             with contextlib.suppress(zmq.NotDone):
-                tracker.wait(_SLICE_MS / 1000)
+                tracker.wait(SLICE_MS / 1000)
 
     def _request(self, parts: list[Any]) -> bytes:
         if self._awaiting_reply:
@@ -222,7 +141,7 @@ class ImageSender(_Endpoint):
         self._awaiting_reply = False
 
 
-class ImageHub(_Endpoint):
+class ImageHub(Endpoint):
     """Receive ``(name, image)`` pairs from :class:`ImageSender` s (or imagezmq senders).
 
     Args:
@@ -261,10 +180,8 @@ class ImageHub(_Endpoint):
         if "*" in address:
             raise OptionError(f"a PUB/SUB hub connects to each sender: give the sender's address "
                               f"(tcp://sender-ip:5555), not {address!r}", "open_port")
-        try:
+        with translate_errors(f"connecting to {address}"):
             sock.connect(address)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot connect {address}: {exc}") from exc
 
     def recv_image(self, copy: bool = True) -> tuple[Any, np.ndarray]:
         """Next ``(name, image)``. JPEG messages are decoded.
@@ -284,7 +201,7 @@ class ImageHub(_Endpoint):
             raise UsageError("send_reply() is only for REQ/REP hubs; PUB/SUB senders expect none")
         if isinstance(reply_message, str):
             reply_message = reply_message.encode("utf8")
-        with self._lock:
+        with self._lock, translate_errors(f"replying at {self.address}"):
             sock = self._check_open()
             if not self._reply_pending:
                 raise UsageError("send_reply() without a received image: call recv_image() first")
@@ -292,7 +209,7 @@ class ImageHub(_Endpoint):
             self._reply_pending = False
 
     def _receive(self, want_jpg: bool, copy: bool) -> tuple[Any, Any]:
-        with self._lock:
+        with self._lock, translate_errors(f"receiving at {self.address}"):
             sock = self._check_open()
             if self._reply_pending:
                 raise UsageError("REQ/REP hub: call send_reply() for the previous image "
@@ -305,53 +222,9 @@ class ImageHub(_Endpoint):
                 parts = sock.recv_multipart(copy=False)
                 self._reply_pending = self.REQ_REP
                 try:
-                    return _decode(parts, want_jpg, copy)
+                    return decode_message(parts, want_jpg, copy)
                 except (WireFormatError, cv2.error) as exc:
                     _LOG.warning("dropped a malformed message at %s: %s", self.address, exc)
                     if self.REQ_REP:
                         sock.send(b"ERROR: malformed message")
                         self._reply_pending = False
-
-
-def _decode(parts: list[zmq.Frame], want_jpg: bool, copy: bool) -> tuple[Any, Any]:
-    if len(parts) != 2:
-        raise WireFormatError(f"expected 2 frames (header, payload), got {len(parts)}")
-    try:
-        header = json.loads(parts[0].bytes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WireFormatError(f"header is not JSON: {exc}") from exc
-    if not isinstance(header, dict) or "msg" not in header:
-        raise WireFormatError("header has no 'msg'")
-    name, payload = header["msg"], parts[1].buffer
-    if "dtype" not in header:  # a JPEG message
-        if want_jpg:
-            return name, parts[1].bytes
-        image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise WireFormatError("payload is not a decodable image")
-        return name, image
-    image = _array(header, payload, copy)
-    if not want_jpg:
-        return name, image
-    if image.dtype != np.uint8 or image.shape[2:] not in ((), (1,), (3,), (4,)) or image.ndim < 2:
-        raise WireFormatError(f"a {image.dtype} {image.shape} array cannot be JPEG-encoded")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    ok, jpg = cv2.imencode(".jpg", image)
-    if not ok:
-        raise WireFormatError(f"a {image.shape} image cannot be JPEG-encoded")
-    return name, jpg.tobytes()
-
-
-def _array(header: dict[str, Any], payload: memoryview, copy: bool) -> np.ndarray:
-    try:
-        dtype = np.dtype(header["dtype"])
-        shape = tuple(int(n) for n in header["shape"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise WireFormatError(f"bad dtype/shape in header: {exc}") from exc
-    if dtype.kind not in _NUMERIC_KINDS or any(n < 0 for n in shape) or len(shape) > 32:
-        raise WireFormatError(f"refusing dtype {dtype} with shape {shape}")
-    if math.prod(shape) * dtype.itemsize != len(payload):
-        raise WireFormatError(f"payload has {len(payload)} bytes, header says {shape} {dtype}")
-    image = np.frombuffer(payload, dtype=dtype).reshape(shape)
-    return image.copy() if copy else image

@@ -1,0 +1,151 @@
+"""What ImageSender and ImageHub share: the imagezmq wire format and the socket endpoint.
+
+Each message is two ZeroMQ frames: a JSON header, then the payload.
+Raw image: ``{"msg": name, "dtype": "uint8", "shape": [h, w, 3]}`` + the array's bytes.
+JPEG: ``{"msg": name}`` + the JPEG bytes. REQ/REP: the hub answers every message (``b"OK"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+import zmq
+
+from netgear.errors import ClosedError, OptionError, PayloadError, TransportError, WireFormatError
+from netgear.transport import translate_errors
+
+__all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "decode_message", "encode_header"]
+
+SLICE_MS = 100  # blocking waits poll in slices so close() from another thread stays prompt
+NUMERIC_KINDS = "biuf"
+
+
+def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise OptionError(f"timeout must be a positive number of seconds or None, not {timeout!r}",
+                          "timeout")
+    return float(timeout)
+
+
+def encode_header(msg: Any, **extra: Any) -> bytes:
+    try:
+        return json.dumps(dict(msg=msg, **extra)).encode("utf8")
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"the image name must be JSON-serialisable (a str): {exc}") from exc
+
+
+class Endpoint:
+    """Socket, context, lock and close() shared by both ends."""
+
+    def __init__(self, address: str, req_rep: bool, timeout: Optional[float]) -> None:
+        if not isinstance(address, str) or "://" not in address:
+            raise OptionError(f"address must look like 'tcp://host:port', not {address!r}",
+                              "address")
+        self.address = address
+        self.REQ_REP = bool(req_rep)
+        self.timeout = _check_timeout(timeout)
+        self._ctx = zmq.Context()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._socket: Optional[zmq.Socket] = None
+
+    def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0) -> zmq.Socket:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, linger)
+        try:
+            with translate_errors(f"{'binding' if bind else 'connecting'} {address}"):
+                if bind:
+                    sock.bind(address)
+                else:
+                    sock.connect(address)
+        except TransportError:
+            sock.close(0)
+            raise
+        return sock
+
+    def _wait(self, sock: zmq.Socket, deadline: Optional[float]) -> bool:
+        """Block until ``sock`` is readable; False when ``deadline`` passed."""
+        while True:
+            if self._closing.is_set():
+                raise ClosedError(f"{type(self).__name__} was closed while waiting")
+            left = SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if left <= 0:
+                return False
+            if sock.poll(min(left, SLICE_MS), zmq.POLLIN):
+                return True
+
+    def _deadline(self) -> Optional[float]:
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+    def _check_open(self) -> zmq.Socket:
+        if self._socket is None:
+            raise ClosedError(f"{type(self).__name__} is closed")
+        return self._socket
+
+    def close(self) -> None:
+        """Close the socket and the context. Idempotent; never blocks for long."""
+        self._closing.set()
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+            if not self._ctx.closed:
+                self._ctx.term()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool) -> tuple[Any, Any]:
+    if len(parts) != 2:
+        raise WireFormatError(f"expected 2 frames (header, payload), got {len(parts)}")
+    try:
+        header = json.loads(parts[0].bytes)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireFormatError(f"header is not JSON: {exc}") from exc
+    if not isinstance(header, dict) or "msg" not in header:
+        raise WireFormatError("header has no 'msg'")
+    name, payload = header["msg"], parts[1].buffer
+    if "dtype" not in header:  # a JPEG message
+        if want_jpg:
+            return name, parts[1].bytes
+        image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise WireFormatError("payload is not a decodable image")
+        return name, image
+    image = _array(header, payload, copy)
+    if not want_jpg:
+        return name, image
+    if image.dtype != np.uint8 or image.shape[2:] not in ((), (1,), (3,), (4,)) or image.ndim < 2:
+        raise WireFormatError(f"a {image.dtype} {image.shape} array cannot be JPEG-encoded")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    ok, jpg = cv2.imencode(".jpg", image)
+    if not ok:
+        raise WireFormatError(f"a {image.shape} image cannot be JPEG-encoded")
+    return name, jpg.tobytes()
+
+
+def _array(header: dict[str, Any], payload: memoryview, copy: bool) -> np.ndarray:
+    try:
+        dtype = np.dtype(header["dtype"])
+        shape = tuple(int(n) for n in header["shape"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise WireFormatError(f"bad dtype/shape in header: {exc}") from exc
+    if dtype.kind not in NUMERIC_KINDS or any(n < 0 for n in shape) or len(shape) > 32:
+        raise WireFormatError(f"refusing dtype {dtype} with shape {shape}")
+    if math.prod(shape) * dtype.itemsize != len(payload):
+        raise WireFormatError(f"payload has {len(payload)} bytes, header says {shape} {dtype}")
+    image = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    return image.copy() if copy else image
