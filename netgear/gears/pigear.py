@@ -8,13 +8,13 @@ table lives in :data:`OPTION_MAP` and ``docs/gears/pigear.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from netgear.errors import DependencyError, OptionError, SourceError
 from netgear.gears._threaded import ThreadedGear
+from netgear.gears.pioptions import OPTION_MAP, PiSettings, check_number, map_options, resolve_enums
 
 __all__ = ["OPTION_MAP", "PiGear", "PiSettings", "map_options"]
 
@@ -22,135 +22,6 @@ _INSTALL_HINT = (
     "PiGear needs picamera2: pip install picamera2 "
     "(on Raspberry Pi OS prefer: sudo apt install python3-picamera2)"
 )
-
-
-class _Enum(NamedTuple):
-    """A libcamera enum member by name, resolved when the camera opens (libcamera may be absent)."""
-
-    enum: str
-    member: str
-    value: int  # libcamera's numeric value, used when libcamera itself cannot be imported
-
-
-_AWB = {
-    "auto": "Auto", "sunlight": "Daylight", "daylight": "Daylight", "flash": "Daylight",
-    "cloudy": "Cloudy", "shade": "Cloudy", "tungsten": "Tungsten", "fluorescent": "Fluorescent",
-    "incandescent": "Incandescent", "horizon": "Incandescent", "indoor": "Indoor",
-}
-_AWB_VALUES = {"Auto": 0, "Incandescent": 1, "Tungsten": 2, "Fluorescent": 3, "Indoor": 4,
-               "Daylight": 5, "Cloudy": 6}
-_EXPOSURE = {"auto": None, "night": "Long", "nightpreview": "Long", "verylong": "Long",
-             "sports": "Short"}
-_EXPOSURE_VALUES = {"Normal": 0, "Short": 1, "Long": 2}
-_METER = {"average": ("CentreWeighted", 0), "spot": ("Spot", 1), "matrix": ("Matrix", 2)}
-
-#: Legacy picamera option -> what PiGear sets in picamera2 (documented in docs/gears/pigear.md).
-OPTION_MAP: dict[str, str] = {
-    "hflip": "Transform(hflip=1) in the camera configuration",
-    "vflip": "Transform(vflip=1) in the camera configuration",
-    "rotation": "0 or 180 only: 180 = Transform(hflip=1, vflip=1)",
-    "iso": "AnalogueGain = iso / 100 (0 = automatic)",
-    "shutter_speed": "ExposureTime in microseconds (0 = automatic)",
-    "exposure_mode": "auto -> AeEnable=True, off -> AeEnable=False, "
-                     "night/nightpreview/verylong -> AeExposureMode=Long, sports -> Short",
-    "exposure_compensation": "ExposureValue = value * 8 / 25 (-25..25 -> -8..8)",
-    "awb_mode": "off -> AwbEnable=False; otherwise AwbMode: " + ", ".join(
-        f"{k}->{v}" for k, v in _AWB.items()),
-    "awb_gains": "ColourGains = (red, blue)",
-    "meter_mode": "AeMeteringMode: average->CentreWeighted, spot->Spot, matrix->Matrix",
-    "brightness": "Brightness = (value - 50) / 50 (0..100 -> -1..1)",
-    "contrast": "Contrast = 1 + value / 100 (-100..100 -> 0..2)",
-    "saturation": "Saturation = 1 + value / 100 (-100..100 -> 0..2)",
-    "sharpness": "Sharpness = 1 + value / 100 (-100..100 -> 0..2)",
-    "sensor_mode": "index into Picamera2.sensor_modes, passed as the raw stream size/format",
-}
-
-
-@dataclass
-class PiSettings:
-    """Where the options end up: the configuration's transform, set_controls(), the sensor mode."""
-
-    hflip: bool = False
-    vflip: bool = False
-    sensor_mode: Optional[int] = None
-    controls: dict[str, Any] = field(default_factory=dict)
-
-
-def _number(key: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise OptionError(f"PiGear option {key!r} needs a number, not {value!r}", key)
-    if not low <= value <= high:
-        raise OptionError(f"PiGear option {key!r}={value!r} is outside {low:g}..{high:g}", key)
-    return float(value)
-
-
-def _choice(key: str, value: Any, allowed: Mapping[str, Any]) -> str:
-    name = str(value).strip().lower()
-    if name not in allowed:
-        raise OptionError(f"PiGear option {key}={value!r} has no picamera2 equivalent; "
-                          f"supported values: {', '.join(allowed)}", key)
-    return name
-
-
-def map_options(options: Mapping[str, Any]) -> PiSettings:
-    """Translate legacy picamera options (and native CamelCase picamera2 controls) to settings.
-
-    Raises :class:`OptionError` naming the key for anything without a mapping.
-    """
-    out = PiSettings()
-    ctl = out.controls
-    for key, value in options.items():
-        if key[:1].isupper() and not key.isupper():
-            ctl[key] = value  # native picamera2 control, checked against the camera on open
-        elif key in ("hflip", "vflip"):
-            setattr(out, key, bool(value))
-        elif key == "rotation":
-            if value not in (0, 180):
-                raise OptionError("PiGear option 'rotation' supports 0 or 180 with picamera2 "
-                                  "(rotate 90/270 with cv2.rotate instead)", key)
-            if value == 180:
-                out.hflip, out.vflip = not out.hflip, not out.vflip
-        elif key == "iso":
-            if _number(key, value, 0, 12800):
-                ctl["AnalogueGain"] = float(value) / 100.0
-        elif key == "shutter_speed":
-            if _number(key, value, 0, 1e9):
-                ctl["ExposureTime"] = int(value)
-        elif key == "exposure_mode":
-            name = _choice(key, value, {"off": 0, **_EXPOSURE})
-            ctl["AeEnable"] = name != "off"
-            if _EXPOSURE.get(name):
-                member = _EXPOSURE[name]
-                number = _EXPOSURE_VALUES[member]
-                ctl["AeExposureMode"] = _Enum("AeExposureModeEnum", member, number)
-        elif key == "exposure_compensation":
-            ctl["ExposureValue"] = _number(key, value, -25, 25) * 8.0 / 25.0
-        elif key == "awb_mode":
-            name = _choice(key, value, {"off": 0, **_AWB})
-            ctl["AwbEnable"] = name != "off"
-            if name != "off":
-                ctl["AwbMode"] = _Enum("AwbModeEnum", _AWB[name], _AWB_VALUES[_AWB[name]])
-        elif key == "awb_gains":
-            gains = value if isinstance(value, (tuple, list)) else (value, value)
-            if len(gains) != 2:
-                raise OptionError("PiGear option 'awb_gains' needs (red, blue)", key)
-            ctl["ColourGains"] = tuple(_number(key, g, 0, 32) for g in gains)
-        elif key == "meter_mode":
-            member, number = _METER[_choice(key, value, _METER)]
-            ctl["AeMeteringMode"] = _Enum("AeMeteringModeEnum", member, number)
-        elif key == "brightness":
-            ctl["Brightness"] = (_number(key, value, 0, 100) - 50.0) / 50.0
-        elif key in ("contrast", "saturation", "sharpness"):
-            ctl[key.capitalize()] = 1.0 + _number(key, value, -100, 100) / 100.0
-        elif key == "sensor_mode":
-            out.sensor_mode = None if value is None else int(_number(key, value, 0, 64))
-        else:
-            raise OptionError(
-                f"PiGear option {key!r} has no picamera2 mapping; supported options: "
-                f"{', '.join(OPTION_MAP)}, or native picamera2 controls such as 'AnalogueGain'",
-                key,
-            )
-    return out
 
 
 def _load_picamera2() -> Callable[..., Any]:
@@ -167,20 +38,6 @@ def _load_transform() -> Callable[..., Any]:
     except ImportError as exc:
         raise DependencyError(_INSTALL_HINT + " (libcamera's Transform is missing)") from exc
     return Transform
-
-
-def _resolve_enums(controls: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from libcamera import controls as lc_controls
-    except ImportError:
-        lc_controls = None
-    resolved = {}
-    for key, value in controls.items():
-        if isinstance(value, _Enum):
-            enum = getattr(lc_controls, value.enum, None) if lc_controls is not None else None
-            value = getattr(enum, value.member, value.value) if enum is not None else value.value
-        resolved[key] = value
-    return resolved
 
 
 class PiGear(ThreadedGear):
@@ -222,7 +79,7 @@ class PiGear(ThreadedGear):
         except (TypeError, ValueError):
             raise OptionError(f"resolution must be (width, height), not {resolution!r}",
                               "resolution") from None
-        fps = _number("framerate", framerate, 0.01, 1000)
+        fps = check_number("framerate", framerate, 0.01, 1000)
         self.settings = map_options(options)
         super().__init__(live=True, colorspace=colorspace, verbose=logging,
                          time_delay=time_delay, name=f"PiGear({camera_num})")
@@ -272,7 +129,7 @@ class PiGear(ThreadedGear):
         try:
             cam.configure(cam.create_video_configuration(**kwargs))
             if settings.controls:
-                cam.set_controls(_resolve_enums(settings.controls))
+                cam.set_controls(resolve_enums(settings.controls))
         except OptionError:
             raise
         except Exception as exc:
