@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import zmq
 
+from netgear.channel import translate_errors
 from netgear.errors import ClosedError, OptionError, PayloadError, TransportError, WireFormatError
-from netgear.transport import translate_errors
 
 __all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "decode_message", "encode_header"]
 

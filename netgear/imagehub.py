@@ -21,6 +21,7 @@ from netgear._imagezmq import (
     decode_message,
     encode_header,
 )
+from netgear.channel import translate_errors
 from netgear.errors import (
     ClosedError,
     OptionError,
@@ -29,7 +30,6 @@ from netgear.errors import (
     UsageError,
     WireFormatError,
 )
-from netgear.transport import translate_errors
 
 __all__ = ["ImageHub", "ImageSender"]
 

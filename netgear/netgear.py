@@ -125,7 +125,8 @@ class NetGear:
     def close(self) -> None:
         """End the stream (the peer's recv() returns None) and release everything.
 
-        Idempotent, bounded (about 1.5 s at most), safe to call from another thread.
+        Idempotent, bounded (about 1.1 s at most: END's acknowledgement, or PUB's flush),
+        safe to call from another thread.
         """
         if self._closed:
             return
@@ -136,7 +137,10 @@ class NetGear:
             self._closed = True
             linger = 0
             if isinstance(self._half, Sender):
-                linger = CLOSE_LINGER_MS
+                # PAIR and REQ/REP wait for END's acknowledgement, which covers every frame
+                # before it: lingering after it (or after giving up on it) only delays close().
+                # PUB has no acknowledgement, so its last frames get a moment to flush.
+                linger = CLOSE_LINGER_MS if self._half.settings.pattern == 2 else 0
                 try:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway

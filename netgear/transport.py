@@ -1,6 +1,7 @@
 """Sockets: creation, options, bind/connect, bounded waits, Lazy Pirate rebuilds.
 
-This is the one place where ``zmq.ZMQError`` becomes :class:`TransportError`.
+``zmq.ZMQError`` becomes :class:`TransportError` only through
+:class:`~netgear.channel.translate_errors`.
 Every socket option is applied by :meth:`Channel.open` through the hooks the
 modes registered, so a rebuilt socket gets exactly the options (and keys) the
 first one had.
@@ -11,20 +12,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
+from .channel import Channel, SocketHook, translate_errors
 from .errors import PeerTimeoutError, TransportError
 from .settings import Settings
-from .sockopts import MAX_QUEUE_FRAMES, QUEUE_FRAMES, base_options
+from .sockopts import base_options
 
 __all__ = ["Channel", "SocketHook", "Transport", "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
-SocketHook = Callable[[zmq.Socket, "Channel"], None]
 
 # (sender, receiver) socket types per pattern. The PUB/SUB sender is an XPUB so
 # close() can switch on XPUB_NODROP and be sure the end-of-stream message is
@@ -36,98 +37,6 @@ Stop = Callable[[], bool]
 
 def _never() -> bool:
     return False
-
-
-class translate_errors:
-    """``with translate_errors("send"):`` turns a ``zmq.ZMQError`` into a TransportError.
-
-    A class, not @contextmanager: it is entered twice per frame on the hot path, and a
-    generator-based manager costs several times more.
-    """
-
-    __slots__ = ("action",)
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, zmq.ZMQError):
-            raise TransportError(
-                f"{self.action} failed: {exc.strerror} (errno {exc.errno})") from exc
-        return False
-
-
-class Channel:
-    """One ZeroMQ socket and the endpoints it binds or connects to."""
-
-    def __init__(self, context: zmq.Context, socket_type: int, endpoints: Sequence[str],
-                 bind: bool, hooks: Sequence[SocketHook], label: str, ipv6: bool) -> None:
-        self.context = context
-        self.socket_type = socket_type
-        self.endpoints = list(endpoints)
-        self.bind = bind
-        self.hooks = list(hooks)
-        self.label = label  # the port this channel stands for, reported to the user
-        self.ipv6 = ipv6
-        self.sock: zmq.Socket | None = None
-        self.rebuilds = 0
-        self.timeouts: dict[int, int] = {}  # SNDTIMEO/RCVTIMEO currently set on sock
-        self.queue_frames = QUEUE_FRAMES
-        self.fitted = False  # the send queue was sized from the first frame
-        # PAIR and PUB senders connect at their first frame, when its size is known
-        self.deferred = False
-
-    def open(self) -> None:
-        sock = self.context.socket(self.socket_type)
-        try:
-            sock.setsockopt(zmq.LINGER, 0)
-            if self.ipv6:
-                sock.setsockopt(zmq.IPV6, 1)
-            for hook in self.hooks:
-                hook(sock, self)
-            for endpoint in self.endpoints:
-                verb = "bind" if self.bind else "connect"
-                with translate_errors(f"{verb} to {endpoint}"):
-                    (sock.bind if self.bind else sock.connect)(endpoint)
-        except BaseException:
-            sock.close(linger=0)
-            raise
-        self.sock = sock
-        self.timeouts = {}
-
-    def set_timeout(self, option: int, ms: int) -> None:
-        """Set SNDTIMEO/RCVTIMEO, skipping the call when it already has that value."""
-        if self.timeouts.get(option) != ms and self.sock is not None:
-            self.sock.setsockopt(option, ms)
-            self.timeouts[option] = ms
-
-    def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
-        """Size the send queue so about ``queue_bytes`` of such frames fit.
-
-        libzmq counts messages, not bytes, so this converts. A high-water mark cannot be
-        changed on a live pipe (libzmq's flow control then stalls the writer for good), so
-        deferred channels connect only after this, at their first frame; a channel that is
-        already open keeps what it has.
-        """
-        if self.sock is None and not self.fitted:
-            self.queue_frames = max(1, min(MAX_QUEUE_FRAMES, queue_bytes // max(1, frame_bytes)))
-        self.fitted = True
-
-    def rebuild(self) -> None:
-        """Lazy Pirate: drop the socket and whatever it queued, then open a fresh one."""
-        self.close(linger_ms=0)
-        self.rebuilds += 1
-        logger.debug("rebuilding socket for %s (rebuild %d)", self.label, self.rebuilds)
-        self.open()
-
-    def close(self, linger_ms: int = 0) -> None:
-        if self.sock is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self.sock.close(linger=linger_ms)
-            self.sock = None
 
 
 class Transport:
