@@ -15,6 +15,8 @@ __all__ = ["MAX_QUEUE_FRAMES", "QUEUE_FRAMES", "base_options"]
 
 QUEUE_FRAMES = 4  # receivers, per peer; senders until their first frame tells its size
 MAX_QUEUE_FRAMES = 1000
+# REP receivers: still bounded, should a raw peer (DEALER) push requests without waiting
+REPLIER_QUEUE_FRAMES = 64
 SocketHook = Callable[[zmq.Socket, "Channel"], None]
 
 
@@ -32,13 +34,17 @@ def base_options(settings: Settings) -> SocketHook:
             sock.setsockopt(zmq.IMMEDIATE, 1)
         # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
         # let a fast sender pile up gigabytes in front of a slow receiver.
+        # A REQ peer has at most one request in flight, so on REQ/REP the queues bound
+        # nothing, while a small high-water mark costs a thread wakeup per frame (libzmq
+        # signals the writer every (hwm + 1) // 2 messages read): 2 extra syscalls a frame.
         if receiving:
             # Replies are tiny and at most one per request; a small SNDHWM here made libzmq's
             # REP socket drop replies now and then (the sender then stalls a request_timeout).
             sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES)
-            sock.setsockopt(zmq.RCVHWM, 1 if conflate else QUEUE_FRAMES)
+            depth = REPLIER_QUEUE_FRAMES if pattern == 1 else QUEUE_FRAMES
+            sock.setsockopt(zmq.RCVHWM, 1 if conflate else depth)
         else:
-            sock.setsockopt(zmq.SNDHWM, channel.queue_frames)
+            sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES if pattern == 1 else channel.queue_frames)
             sock.setsockopt(zmq.RCVHWM, MAX_QUEUE_FRAMES)  # acknowledgements only
         # a peer announcing a larger part is disconnected before libzmq allocates for it
         sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
