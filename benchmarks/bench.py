@@ -61,7 +61,7 @@ THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair",
               "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp")
 LATENCY = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair", "imagezmq",
            "vidgear", "tcp")
-JPEG = ("netgear-jpeg", "vidgear-jpeg")
+JPEG = ("netgear-jpeg", "netgear-jpeg-1t", "vidgear-jpeg")
 JPEG_SIZE = (1920, 1080)
 SIZE_ALIASES = {"480p": "640x480", "vga": "640x480", "1080p": "1920x1080",
                 "4k": "3840x2160", "2160p": "3840x2160"}
@@ -624,17 +624,20 @@ def _jpeg_section(tput: Section | None, lat: Section | None,
         row += ["; ".join(seen) or "?",
                 f"{statistics.median(sizes) / 1024:.0f}" if sizes else "?"]
         out.append("| " + " | ".join(row) + " |")
-    a, b = "netgear-jpeg", "vidgear-jpeg"
-    if a in sec.contenders and b in sec.contenders:
-        out += ["", "| ratio | netgear / vidgear |", "|---|---|"]
+    b = "vidgear-jpeg"
+    mine = [a for a in ("netgear-jpeg", "netgear-jpeg-1t") if a in sec.contenders]
+    if mine and b in sec.contenders:
+        labels = {"netgear-jpeg": "netgear (default)", "netgear-jpeg-1t": "netgear, 1 thread"}
+        out += ["", "| ratio | " + " | ".join(f"{labels[a]} / vidgear" for a in mine) + " |",
+                "|---|" + "---|" * len(mine)]
         if tput:
-            out.append("| fps (>1: netgear faster) | " + _paired_ratio(
+            out.append("| fps (>1: netgear faster) | " + " | ".join(_paired_ratio(
                 results.get((tput.name, size, a)), results.get((tput.name, size, b)),
-                lambda o: o.metrics["fps"]) + " |")
+                lambda o: o.metrics["fps"]) for a in mine) + " |")
         if lat:
-            out.append("| latency p50 (<1: netgear faster) | " + _paired_ratio(
+            out.append("| latency p50 (<1: netgear faster) | " + " | ".join(_paired_ratio(
                 results.get((lat.name, size, a)), results.get((lat.name, size, b)), _p50)
-                + " |")
+                for a in mine) + " |")
     out.append("")
     return out + _notes([s for s in (tput, lat) if s], results)
 

@@ -244,6 +244,10 @@ def _contenders() -> dict[str, Contender]:
         Contender("tcp", "plain TCP socket (ceiling)", _tcp_sender, _tcp_receiver),
         Contender("netgear-jpeg", "netgear REQ/REP + JPEG q90", *_netgear(1, **JPEG_OPTIONS),
                   lossy_codec=True),
+        # one core per frame at each end, as vidgear: on a 2-core box shared by both ends
+        # the default's parallel bands compete with the other end for the same cores
+        Contender("netgear-jpeg-1t", "netgear REQ/REP + JPEG q90, jpeg_compression_threads=1",
+                  *_netgear(1, **JPEG_OPTIONS, jpeg_compression_threads=1), lossy_codec=True),
         Contender("vidgear-jpeg", "vidgear 0.3.6 REQ/REP + JPEG q90",
                   *_vidgear(1, **JPEG_OPTIONS), lossy_codec=True),
     ]

@@ -265,21 +265,32 @@ class JpegSpy:
     _DEFAULTS: ClassVar[dict[str, Any]] = {"quality": 85, "colorsubsampling": "444",
                                            "fastdct": False}
 
-    def __init__(self) -> None:
+    def __init__(self, frame_rows: int) -> None:
         import simplejpeg
 
         self.sizes: list[int] = []
         self.settings: set[str] = set()
+        lock = threading.Lock()
+        pending = [0, 0]  # rows and bytes of the frame being encoded
         original = simplejpeg.encode_jpeg
 
         def encode_jpeg(image: Any, *args: Any, **kwargs: Any) -> Any:
             data = original(image, *args, **kwargs)
             if len(self.sizes) < 10_000:
-                self.sizes.append(len(data))
+                # a frame coded in horizontal bands is several calls (on several threads):
+                # add them up until they cover the frame
+                rows = image.shape[0]
+                with lock:
+                    pending[0] += rows
+                    pending[1] += len(data)
+                    if pending[0] >= frame_rows:
+                        self.sizes.append(pending[1])
+                        pending[:] = [0, 0]
                 given = {**self._DEFAULTS, **dict(zip(self._PARAMS, args)), **kwargs}
                 sub = str(given["colorsubsampling"])
+                bands = f" in {round(frame_rows / rows)} bands" if rows < frame_rows else ""
                 self.settings.add(f"q{given['quality']} {':'.join(sub) if sub.isdigit() else sub}"
-                                  f"{' fastdct' if given['fastdct'] else ''}")
+                                  f"{' fastdct' if given['fastdct'] else ''}{bands}")
             return data
 
         simplejpeg.encode_jpeg = encode_jpeg
@@ -301,7 +312,7 @@ def sender_main(spec: dict[str, Any], state: Any, conn: Connection) -> None:
         time.sleep(0.005)
     if state.value != GO:
         os._exit(0)
-    spy = JpegSpy() if CONTENDERS[spec["key"]].lossy_codec else None
+    spy = JpegSpy(frame.shape[0]) if CONTENDERS[spec["key"]].lossy_codec else None
     link = _open("sender", spec["key"], spec["port"], frame.shape, conn)
     rss = RssSampler()
     period = 1.0 / spec["fps"] if spec.get("fps") else 0.0

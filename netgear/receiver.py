@@ -10,6 +10,7 @@ from typing import Any
 
 from .codecs import decode_frame
 from .errors import PeerTimeoutError, WireFormatError
+from .jpegstrips import WorkerPool, auto_threads
 from .modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
@@ -60,6 +61,10 @@ class Receiver:
         self.finished = False
         self.failure: BaseException | None = None
         self.pump: threading.Thread | None = None
+        # frames coded in bands (JPEG) are decoded on these threads, started at first need
+        threads = opts.get("jpeg_compression_threads")
+        self.decoders = WorkerPool(auto_threads() if threads is None else threads,
+                                   "netgear-jpeg-decode")
         if self.conflate:
             self.pump = threading.Thread(target=self._run_pump, name="netgear-conflate",
                                          daemon=True)
@@ -90,6 +95,7 @@ class Receiver:
         """
         if self.pump is not None:
             self.pump.join(2.0)
+        self.decoders.close()
         since = time.monotonic() - self.replied_at
         if self.needs_reply and since < REPLY_GRACE:
             time.sleep(REPLY_GRACE - since)
@@ -171,6 +177,7 @@ class Receiver:
 
     def _deliver(self, incoming: Incoming) -> Any:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
+        incoming.pool = self.decoders
         try:
             incoming.frame = decode_frame(incoming)
         except WireFormatError as exc:

@@ -64,7 +64,7 @@ class Outgoing:
 class Incoming:
     """A decoded message. ``frame`` is filled by the codec stage, not by :func:`decode`."""
 
-    __slots__ = ("codec", "frame", "header", "kind", "message", "payload", "seq", "ts")
+    __slots__ = ("codec", "frame", "header", "kind", "message", "payload", "pool", "seq", "ts")
 
     def __init__(self, header: dict[str, Any], payload: Any, message: Any) -> None:
         self.header = header
@@ -75,6 +75,7 @@ class Incoming:
         self.payload = payload
         self.message = message
         self.frame: np.ndarray | None = None
+        self.pool: Any = None  # the receiver's WorkerPool, for codecs that decode in parallel
 
 
 def dtype_descr(dtype: np.dtype) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..codecs import register_decoder
 from ..errors import DependencyError, OptionError, PayloadError, WireFormatError
+from ..jpegstrips import MAX_BANDS, WorkerPool, auto_threads, check_layout, plan_bands, split
 from ..options import Option, in_range, one_of
 from ..settings import Settings
 from ..wire import FRAME, Incoming, Outgoing, dtype_descr
@@ -34,7 +35,8 @@ _CV2_CHANNELS = {".jpg": (1, 3), ".png": (1, 3, 4), ".bmp": (1, 3, 4)}
 # A few kilobytes of JPEG or PNG can claim gigapixels; refuse to allocate beyond this.
 MAX_DECODED_BYTES = 1 << 28
 _JPEG_SUBOPTIONS = ("jpeg_compression_quality", "jpeg_compression_fastdct",
-                    "jpeg_compression_fastupsample", "jpeg_compression_colorsubsampling")
+                    "jpeg_compression_fastupsample", "jpeg_compression_colorsubsampling",
+                    "jpeg_compression_threads")
 
 
 def _simplejpeg() -> Any:
@@ -93,6 +95,12 @@ class CompressionMode(Mode):
                "JPEG chroma subsampling: '422' when unset (as vidgear: about a quarter smaller "
                "and faster than '444'), or '444', '420', '440', '411'. Needs jpeg_compression.",
                check=one_of("444", "422", "420", "440", "411"), nullable=True),
+        Option("jpeg_compression_threads", (int,), None,
+               "Cores a JPEG frame is coded on: a sender cuts each frame into this many "
+               "horizontal bands encoded in parallel, a receiver decodes bands on up to this "
+               "many threads. Unset: the usable cores, at most 4. 1 = one JPEG per frame. "
+               "Needs jpeg_compression.",
+               check=in_range(1, MAX_BANDS), nullable=True),
         Option("compression_format", (str,), None,
                "Encode frames with OpenCV: '.jpg' (lossy), '.png' or '.bmp' (lossless).",
                check=_check_format, nullable=True),
@@ -157,6 +165,9 @@ class CompressionMode(Mode):
             self._params = _cv2_params(self._format, opts["compression_param"])
         elif self._jpeg:
             _simplejpeg()  # fail at construction, not at the first frame
+        threads = opts["jpeg_compression_threads"]
+        self._bands = auto_threads() if threads is None else threads
+        self._pool = WorkerPool(self._bands, "netgear-jpeg-encode")
 
     def on_send(self, out: Outgoing) -> None:
         frame = out.frame
@@ -169,9 +180,11 @@ class CompressionMode(Mode):
                                f"{getattr(frame, 'shape', type(frame).__name__)}")
         channels = 1 if frame.ndim == 2 else frame.shape[2]
         if self._jpeg:
-            out.payload, colorspace = self._encode_jpeg(frame, channels)
+            out.payload, colorspace, layout = self._encode_jpeg(frame, channels)
             out.codec = "jpeg"
             out.extra["j"] = [colorspace, self._fastdct, self._fastupsample]
+            if layout is not None:
+                out.extra["b"] = layout
         else:
             out.payload, out.codec = self._encode_cv2(frame, channels)
             if out.codec == "jpeg":
@@ -188,7 +201,11 @@ class CompressionMode(Mode):
             meta[2] = meta[2] if fastups is None else fastups
         return verdict
 
-    def _encode_jpeg(self, frame: np.ndarray, channels: int) -> tuple[bytes, str]:
+    def close(self) -> None:
+        self._pool.close()
+
+    def _encode_jpeg(self, frame: np.ndarray,
+                     channels: int) -> tuple[bytes, str, list[list[int]] | None]:
         if frame.dtype != np.uint8:
             raise PayloadError(f"JPEG needs uint8 frames, got {frame.dtype}; convert the frame "
                                "or use compression_format='.png' (uint8/uint16, lossless)")
@@ -202,9 +219,17 @@ class CompressionMode(Mode):
                                f"colorspace or use compression_format{hint}")
         image = np.ascontiguousarray(frame).reshape(frame.shape[0], frame.shape[1], channels)
         sub = "Gray" if cs == "GRAY" else self._subsampling
-        payload = _simplejpeg().encode_jpeg(image, quality=self._quality, colorspace=cs,
-                                            colorsubsampling=sub, fastdct=self._fastdct)
-        return payload, cs
+        encode_jpeg = _simplejpeg().encode_jpeg
+
+        def encode(band: np.ndarray) -> bytes:
+            return encode_jpeg(band, quality=self._quality, colorspace=cs,
+                               colorsubsampling=sub, fastdct=self._fastdct)
+
+        rows = plan_bands(image.shape[0], self._bands, sub)
+        if len(rows) == 1:
+            return encode(image), cs, None
+        parts = self._pool.map(encode, split(image, rows))
+        return b"".join(parts), cs, [[r, len(p)] for r, p in zip(rows, parts)]
 
     def _encode_cv2(self, frame: np.ndarray, channels: int) -> tuple[Any, str]:
         fmt = self._format
@@ -259,6 +284,9 @@ def _decode_jpeg(incoming: Incoming) -> np.ndarray:
     if channels != len(colorspace.replace("GRAY", "G")):
         raise WireFormatError(f"JPEG colorspace {colorspace} does not fit shape {list(shape)}")
     simplejpeg = _simplejpeg()
+    layout = incoming.header.get("b")
+    if layout is not None:
+        return _decode_bands(incoming, layout, shape, channels)
     try:
         height, width = simplejpeg.decode_jpeg_header(incoming.payload)[:2]
         if (height, width) != shape[:2]:
@@ -267,6 +295,38 @@ def _decode_jpeg(incoming: Incoming) -> np.ndarray:
                                        fastdct=fastdct, fastupsample=fastupsample)
     except ValueError as exc:
         raise WireFormatError(f"JPEG payload cannot be decoded: {exc}") from exc
+    return image.reshape(shape)
+
+
+def _decode_bands(incoming: Incoming, layout: Any, shape: tuple[int, ...],
+                  channels: int) -> np.ndarray:
+    """Decode each band straight into its rows of one array, on the receiver's pool."""
+    simplejpeg = _simplejpeg()
+    colorspace, fastdct, fastupsample = incoming.header["j"]
+    payload = memoryview(incoming.payload).cast("B")
+    bands = check_layout(layout, shape[0], payload.nbytes)
+    image = np.empty((shape[0], shape[1], channels), np.uint8)
+    jobs, top, start = [], 0, 0
+    for rows, size in bands:
+        jobs.append((payload[start:start + size], image[top:top + rows], rows))
+        top, start = top + rows, start + size
+
+    def decode(job: tuple[memoryview, np.ndarray, int]) -> None:
+        data, target, rows = job
+        try:
+            if tuple(simplejpeg.decode_jpeg_header(data)[:2]) != (rows, shape[1]):
+                raise WireFormatError(f"a JPEG band is not {rows}x{shape[1]}")
+            simplejpeg.decode_jpeg(data, colorspace=colorspace, fastdct=fastdct,
+                                   fastupsample=fastupsample, buffer=target)
+        except ValueError as exc:
+            raise WireFormatError(f"JPEG band cannot be decoded: {exc}") from exc
+
+    pool = incoming.pool
+    if pool is None:
+        for job in jobs:
+            decode(job)
+    else:
+        pool.map(decode, jobs)
     return image.reshape(shape)
 
 
