@@ -286,7 +286,7 @@ def _decode_jpeg(incoming: Incoming) -> np.ndarray:
     simplejpeg = _simplejpeg()
     layout = incoming.header.get("b")
     if layout is not None:
-        return _decode_bands(incoming, layout, shape, channels)
+        return _decode_bands(incoming, layout, shape, channels, meta)
     try:
         height, width = simplejpeg.decode_jpeg_header(incoming.payload)[:2]
         if (height, width) != shape[:2]:
@@ -298,11 +298,11 @@ def _decode_jpeg(incoming: Incoming) -> np.ndarray:
     return image.reshape(shape)
 
 
-def _decode_bands(incoming: Incoming, layout: Any, shape: tuple[int, ...],
-                  channels: int) -> np.ndarray:
+def _decode_bands(incoming: Incoming, layout: Any, shape: tuple[int, ...], channels: int,
+                  meta: list[Any]) -> np.ndarray:
     """Decode each band straight into its rows of one array, on the receiver's pool."""
     simplejpeg = _simplejpeg()
-    colorspace, fastdct, fastupsample = incoming.header["j"]
+    colorspace, fastdct, fastupsample = meta
     payload = memoryview(incoming.payload).cast("B")
     bands = check_layout(layout, shape[0], payload.nbytes)
     image = np.empty((shape[0], shape[1], channels), np.uint8)
