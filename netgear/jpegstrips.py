@@ -48,13 +48,12 @@ def auto_threads() -> int:
 
 def plan_bands(height: int, wanted: int, subsampling: str) -> list[int]:
     """Row counts of the bands for a frame ``height`` rows tall (one band if too short)."""
-    block = _BLOCK_ROWS
     count = max(1, min(wanted, MAX_BANDS, height // MIN_BAND_ROWS))
     if count == 1 or subsampling not in _SEAMLESS:
         return [height]
-    blocks = math.ceil(height / block)
+    blocks = math.ceil(height / _BLOCK_ROWS)
     per_band, extra = divmod(blocks, count)
-    rows = [(per_band + (1 if i < extra else 0)) * block for i in range(count)]
+    rows = [(per_band + (1 if i < extra else 0)) * _BLOCK_ROWS for i in range(count)]
     rows[-1] -= sum(rows) - height  # the last band ends at the frame's edge
     return rows
 
