@@ -66,7 +66,8 @@ class Sender:
         if self.needs_reply:
             try:
                 data = self._exchange(channel, parts, out.seq, self.timeout, self.retries)
-            except PeerTimeoutError:
+            except PeerTimeoutError as exc:
+                self._explain(channel, exc)
                 # a mode with other peers to fall back on may drop this frame instead
                 if not any(mode.peer_failed(channel) for mode in self.modes):
                     raise
@@ -80,11 +81,15 @@ class Sender:
             return data
         # Fire-and-forget: send() returns before libzmq has written the frame, so it is
         # either copied (fast, the default) or tracked until libzmq releases it (track=True).
-        sent = self.transport.send(
-            channel, parts, copy=self.copy or not self.track, track=self.track,
-            timeout=self.timeout, retries=self.retries, drop_if_busy=self.noblock,
-            stop=self.closing.is_set,
-        )
+        try:
+            sent = self.transport.send(
+                channel, parts, copy=self.copy or not self.track, track=self.track,
+                timeout=self.timeout, retries=self.retries, drop_if_busy=self.noblock,
+                stop=self.closing.is_set,
+            )
+        except PeerTimeoutError as exc:
+            self._explain(channel, exc)
+            raise
         if sent:
             self.stats.sent += 1
         else:
@@ -110,6 +115,10 @@ class Sender:
                     logger.debug("port %s: end-of-stream not acknowledged", channel.label)
             elif self.settings.pattern == 2:
                 _publish_reliably(channel, parts, END_TIMEOUT)
+
+    def _explain(self, channel: Channel, exc: PeerTimeoutError) -> None:
+        for mode in self.modes:  # e.g. secure mode names a failed CURVE handshake
+            mode.explain_timeout(channel, exc)
 
     def _outgoing(self, kind: int, frame: np.ndarray | None = None,
                   message: Any = None) -> Outgoing:

@@ -17,6 +17,7 @@ from ..options import Option
 from ..settings import Settings
 
 if TYPE_CHECKING:
+    from ..errors import PeerTimeoutError
     from ..transport import Channel, Transport
     from ..wire import Incoming, Outgoing
 
@@ -79,6 +80,9 @@ class Mode:
         because other peers can take the next frames; False: ``send()`` raises.
         """
         return False
+
+    def explain_timeout(self, channel: Channel, exc: PeerTimeoutError) -> None:
+        """Amend ``exc`` (a send to ``channel`` timed out) when this mode knows why."""
 
     def on_recv(self, incoming: Incoming, verdict: str) -> str:
         """Return the verdict for a received message: DELIVER, DROP or FINISH."""

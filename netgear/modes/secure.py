@@ -20,10 +20,12 @@ from ..errors import OptionError, SecurityError
 from ..options import Option
 from ..security.auth import ZAP_DOMAIN, ServerAuthenticator, require_curve
 from ..security.keys import KeyFolder, generate_keys, load_keypair, load_public_key
+from ..security.monitor import HandshakeMonitor
 from ..settings import Settings
 from .base import Mode
 
 if TYPE_CHECKING:
+    from ..errors import PeerTimeoutError
     from ..transport import Channel, SocketHook, Transport
 
 __all__ = ["SECURE_LEVELS", "SecureMode"]
@@ -94,6 +96,7 @@ class SecureMode(Mode):
         self.level: int = opts["secure_mode"]
         self.folder = KeyFolder.at(opts["custom_cert_location"])
         self._auth: ServerAuthenticator | None = None
+        self.monitor = HandshakeMonitor(server=settings.receive_mode)
 
     def configure(self, transport: Transport) -> None:
         require_curve()
@@ -111,10 +114,19 @@ class SecureMode(Mode):
             server_key = load_public_key(folder.public_file("server"))
             public, secret = load_keypair(folder.secret_file("client"))
             transport.add_hook(_client_hook(server_key, public, secret))
+        # after the CURVE hook: the monitor sees the socket exactly as it will connect
+        transport.add_hook(self.monitor.hook)
         logger.log(logging.INFO if self.settings.logging else logging.DEBUG,
                    "secure mode %s, keys in %s", SECURE_LEVELS[self.level], folder.root)
 
+    def explain_timeout(self, channel: Channel, exc: PeerTimeoutError) -> None:
+        # The monitor saw the handshake fail: the timeout is not a dead network, say so.
+        reason = self.monitor.failure(channel)
+        if reason is not None and exc.args and not str(exc.args[0]).startswith(reason):
+            exc.args = (f"{reason} ({exc.args[0]})", *exc.args[1:])
+
     def close(self) -> None:
+        self.monitor.close()  # before the transport terms the context: it owns sockets
         if self._auth is not None:
             self._auth.stop()
 
