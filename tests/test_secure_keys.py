@@ -176,3 +176,77 @@ def test_receiver_refuses_overwrite_cert_and_inproc_is_refused(tmp_path: Path) -
                 custom_cert_location=str(tmp_path))
     assert not (tmp_path / "private").exists()  # nothing written before validation passed
     assert zmq.has("curve")
+
+
+# -- folders another user could have written (issue 16, #7) -------------------------------
+NOBODY = 65534
+
+
+def _planted(tmp_path: Path) -> tuple[Path, Path]:
+    """A receiver folder with a stranger's key in allowed/, and the stranger's own folder."""
+    ours, stranger = tmp_path / "ours", tmp_path / "stranger"
+    generate_keys(ours)
+    generate_keys(stranger)
+    shutil.copy(stranger / "public" / "client.key", ours / "allowed" / "stranger.key")
+    return ours, stranger
+
+
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("loosen", ["folder-0777", "allowed-0777", "key-file-g+w",
+                                    "secret-folder-o+w"])
+def test_group_or_world_writable_key_folder_is_refused(tmp_path: Path, port: int,
+                                                       loosen: str) -> None:
+    ours, _ = _planted(tmp_path)
+    target, mode = {
+        "folder-0777": (ours, 0o777),
+        "allowed-0777": (ours / "allowed", 0o777),
+        "key-file-g+w": (ours / "allowed" / "stranger.key", 0o664),
+        "secret-folder-o+w": (ours / "private", 0o702),
+    }[loosen]
+    os.chmod(target, mode)
+    with pytest.raises(SecurityError) as info:
+        receiver(port, 1, ours, 2)
+    message = str(info.value)
+    assert f"{target} is writable by group/others" in message
+    assert ("chmod 700" if target.is_dir() else "chmod go-w") in message
+    assert auth_threads() == 0
+    # the sender side refuses it too: its public/server.key could have been swapped
+    with pytest.raises(SecurityError, match="refusing key folder"):
+        sender(port, 1, ours, 2)
+    assert any("writable by group/others" in p for p in list_keys(ours).problems)
+    # and once fixed, the folder works again
+    os.chmod(target, 0o700 if target.is_dir() else 0o644)
+    receiver(port, 1, ours, 2).close()
+
+
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("owned", ["folder", "allowed-key"])
+def test_key_folder_owned_by_another_user_is_refused(tmp_path: Path, port: int,
+                                                     owned: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    ours, _ = _planted(tmp_path)
+    target = ours if owned == "folder" else ours / "allowed" / "stranger.key"
+    os.chown(target, NOBODY, NOBODY)
+    with pytest.raises(SecurityError) as info:
+        receiver(port, 1, ours, 2)
+    assert f"{target} is owned by uid {NOBODY}, not by you" in str(info.value)
+    with pytest.raises(SecurityError, match="refusing key folder"):
+        allow_client(ours, tmp_path / "stranger" / "public" / "client.key", name="again")
+
+
+@pytest.mark.timeout(15)
+def test_keys_show_warns_loudly_about_an_unsafe_folder(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from netgear.cli import main
+
+    ours, _ = _planted(tmp_path)
+    assert main(["keys", "show", str(ours)]) == 0
+    capsys.readouterr()
+    os.chmod(ours, 0o777)
+    os.chmod(ours / "allowed", 0o777)
+    assert main(["keys", "show", str(ours)]) == 1
+    out, err = capsys.readouterr()
+    assert f"problem: {ours} is writable by group/others (mode 0777); run chmod 700" in out
+    assert f"problem: {ours / 'allowed'} is writable by group/others" in out
+    assert "WARNING" in err and "secure mode refuses it" in err

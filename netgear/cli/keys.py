@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Optional
 
-from ._common import CliError, say
+from ._common import CliError, say, warn
 
 __all__ = ["add_parser", "run"]
 
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show(info: Any, brief: bool) -> int:
     from ..security.keys import fingerprint
+    from ..security.perms import folder_problems
 
     say(f"key folder: {info.root}")
     for pair in info.pairs:
@@ -105,4 +106,7 @@ def _show(info: Any, brief: bool) -> int:
         say("  allowed senders: none")
     for problem in info.problems:
         say(f"  problem: {problem}")
+    if folder_problems(info.root):
+        warn(f"WARNING: {info.root} could hold keys planted by another user; secure mode "
+             "refuses it until the problems above are fixed")
     return 1 if info.problems else 0

@@ -34,6 +34,7 @@ import zmq.auth
 from zmq.utils import z85
 
 from ..errors import SecurityError
+from .perms import require_safe_folder
 
 __all__ = [
     "KeyFolder",
@@ -167,6 +168,8 @@ def generate_keys(directory: PathLike | None = None, overwrite: bool = False,
                   pairs: Iterable[str] = PAIRS) -> KeyFolder:
     """Create the key folder and every missing keypair in it; return its paths.
 
+    Raises SecurityError, before reading or writing anything, when the folder (or a
+    subfolder or key file) is owned by another user or writable by group/others.
     A pair is generated when neither of its files exists, so a sender folder holding only
     a copied ``public/server.key`` keeps it. ``overwrite=True`` replaces the listed pairs
     (``"server"``, ``"client"``). A new client pair is also written to
@@ -177,6 +180,9 @@ def generate_keys(directory: PathLike | None = None, overwrite: bool = False,
     unknown = [n for n in names if n not in PAIRS]
     if unknown:
         raise ValueError(f"pairs must be among {PAIRS}, got {unknown}")
+
+    # before trusting a single file in it: someone else may have prepared this folder
+    require_safe_folder(folder.root)
 
     def missing(name: str) -> bool:
         return overwrite or not (folder.secret_file(name).exists()
@@ -268,6 +274,7 @@ def allow_client(directory: PathLike | None, public_key_file: PathLike,
     several senders' ``client.key`` files never overwrite each other. Returns the new path.
     """
     folder = KeyFolder.at(directory)
+    require_safe_folder(folder.root)
     public, secret = _read(Path(public_key_file))
     if secret is not None:  # a mix-up that would spread a secret key; refuse it
         raise SecurityError(f"{public_key_file} holds a secret key; pass the sender's "

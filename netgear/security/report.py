@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import SecurityError
 from .keys import PAIRS, KeyFolder, PathLike, load_keypair, load_public_key, too_open
+from .perms import folder_problems
 
 __all__ = ["AllowedKey", "KeyInfo", "KeyringInfo", "list_keys"]
 
@@ -42,6 +43,7 @@ def list_keys(directory: PathLike | None = None) -> KeyringInfo:
     """Describe a key folder without changing it (for ``netgear keys show``)."""
     folder = KeyFolder.at(directory)
     info = KeyringInfo(folder.root, [], [])
+    info.problems.extend(folder_problems(folder.root))  # first: they make the rest untrustworthy
     for name in PAIRS:
         pub_file, sec_file = folder.public_file(name), folder.secret_file(name)
         entry = KeyInfo(name, pub_file, sec_file, None, sec_file.is_file())
