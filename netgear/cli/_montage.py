@@ -7,12 +7,14 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Optional
 
+from ..web.access import TOKEN_ENV, is_loopback
 from ..web.hub import MontageHub
-from ._common import CliError, say
+from ._common import CliError, say, warn
 
-__all__ = ["add_display_args", "check_display", "format_stats", "run_montage"]
+__all__ = ["add_display_args", "check_display", "check_web", "format_stats", "run_montage"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,15 @@ def add_display_args(parser: Any, stats_every: float = 5.0) -> None:
                         "port and prints it)")
     parser.add_argument("--web-host", default="127.0.0.1", metavar="HOST",
                         help="interface the page listens on (default 127.0.0.1, this machine "
-                        "only; 0.0.0.0 shares it on the network)")
+                        "only; 0.0.0.0 shares it on the network and needs --web-token)")
+    parser.add_argument("--web-token", default=os.environ.get(TOKEN_ENV) or None,
+                        metavar="TOKEN",
+                        help="access token for the page (at least 8 characters; required "
+                        f"beyond loopback). Prefer the {TOKEN_ENV} environment variable: "
+                        "a flag shows in ps. Browsers open /?token=TOKEN once")
+    parser.add_argument("--web-allow-host", action="append", default=[], metavar="NAME",
+                        help="another Host name the page answers to (repeatable), e.g. the "
+                        "machine's DNS name; '*' turns the DNS-rebinding check off")
     parser.add_argument("--seconds", type=positive_float, default=None, metavar="N",
                         help="run N seconds, then stop and exit 0 (default: until Ctrl-C)")
     parser.add_argument("--stats-every", type=non_negative_float, default=stats_every,
@@ -49,6 +59,18 @@ def format_stats(hub: MontageHub) -> str:
     return "\n".join(lines)
 
 
+def check_web(args: Any) -> None:
+    """Refuse a network-wide page without a token before any socket opens; warn with one."""
+    if getattr(args, "window", False) or is_loopback(args.web_host):
+        return
+    if not args.web_token:
+        raise CliError(f"--web-host {args.web_host} shares the montage with the network; set an "
+                       f"access token with {TOKEN_ENV}=... (or --web-token), or use "
+                       "--web-host 127.0.0.1")
+    warn(f"WARNING: the montage page listens on {args.web_host}, beyond this machine; anyone "
+         "who can reach it and has the token sees every stream, unencrypted (plain HTTP)")
+
+
 def check_display() -> None:
     """Fail in plain words when an OpenCV window cannot open here."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
@@ -59,6 +81,7 @@ def check_display() -> None:
 
 def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
                 web_host: str = "127.0.0.1", web_port: int = 8000,
+                web_token: Optional[str] = None, web_allow_hosts: Sequence[str] = (),
                 seconds: Optional[float] = None, stats_every: float = 5.0,
                 title: str = "montage") -> int:
     """Serve (or show) the montage until ``stop`` is set or ``seconds`` pass; 0 on success."""
@@ -67,10 +90,12 @@ def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
         return _run_window(hub, stop, deadline, stats_every)
     from ..web.server import ViewerServer
 
-    web = ViewerServer(hub, host=web_host, port=web_port)
+    web = ViewerServer(hub, host=web_host, port=web_port, token=web_token,
+                       allowed_hosts=web_allow_hosts)
     try:
         web.start()
-        say(f"{title}: open {web.url} in a browser (Ctrl-C to stop)")
+        login = " (add ?token=TOKEN once)" if web_token else ""
+        say(f"{title}: open {web.url}{login} in a browser (Ctrl-C to stop)")
         return _wait(hub, stop, deadline, stats_every)
     finally:
         web.stop()

@@ -10,7 +10,7 @@ from ..gears import TestPatternGear
 from ..netgear import NetGear
 from ..web.hub import MontageHub
 from ._common import free_port, positive_float, positive_int, resolution, say, stop_on_signals
-from ._montage import add_display_args, run_montage
+from ._montage import add_display_args, check_web, run_montage
 from .serve import FrameSender
 
 __all__ = ["add_parser", "run"]
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.streams > MAX_STREAMS:
         raise CliError(f"--streams {args.streams} is more than {MAX_STREAMS}")
+    check_web(args)  # before any socket opens
     ports = [free_port(HOST) for _ in range(args.streams)]
     options: dict[str, Any] = {"jpeg_compression": True} if args.jpeg else {}
     senders: list[FrameSender] = []
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.resolution[1]} {args.fps:g} fps, pattern {args.pattern}"
                 f"{', jpeg' if args.jpeg else ''}, ports {', '.join(map(str, ports))}")
             code = run_montage(hub, stop, web_host=args.web_host, web_port=args.web_port,
+                               web_token=args.web_token, web_allow_hosts=args.web_allow_host,
                                seconds=args.seconds, stats_every=args.stats_every,
                                title="demo")
         finally:

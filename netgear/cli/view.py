@@ -14,7 +14,7 @@ from ._common import (
     secure_options,
     stop_on_signals,
 )
-from ._montage import add_display_args, check_display, run_montage
+from ._montage import add_display_args, check_display, check_web, run_montage
 
 __all__ = ["add_parser", "run"]
 
@@ -63,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
     options = secure_options(args)
     if args.window:
         check_display()  # before binding anything: fail fast on a headless machine
+    check_web(args)
     with stop_on_signals() as stop:
         hub = MontageHub(ports, address=args.address, pattern=args.pattern,
                          stale_after=args.stale_after, tile=args.tile, **options).start()
         try:
             return run_montage(hub, stop, window=args.window, web_host=args.web_host,
-                               web_port=args.web_port, seconds=args.seconds,
+                               web_port=args.web_port, web_token=args.web_token,
+                               web_allow_hosts=args.web_allow_host, seconds=args.seconds,
                                stats_every=args.stats_every, title="view")
         finally:
             hub.close()
