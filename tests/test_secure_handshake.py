@@ -62,7 +62,7 @@ def test_unlisted_ironhouse_sender_is_logged_by_the_receiver(
     # the right server key, but the sender's own key is not in the receiver's allowed/
     shutil.copy(ours / "public" / "server.key", theirs / "public" / "server.key")
     rx = receiver(port, 1, ours, 2, receive_timeout=0.5)
-    tx = sender(port, 1, theirs, 2, **FAST)
+    tx = sender(port, 1, theirs, 2, request_timeout=1.0, max_retries=1)
     with closing(tx, rx):
         with pytest.raises(PeerTimeoutError) as info:
             tx.send(frames(1)[0])
@@ -88,3 +88,29 @@ def test_matching_keys_log_nothing_and_close_stops_the_monitor(
         assert _monitor_threads() == before + 2
     assert not _monitor_records(caplog, "CURVE handshake failed")
     assert _monitor_threads() == before  # close() joined both
+
+
+@pytest.mark.timeout(30)
+def test_removing_an_allowed_key_does_not_cut_a_live_session(tmp_path: Path, port: int) -> None:
+    # documented in docs/modes/secure.md: ZAP is asked at the handshake only
+    ours, theirs = tmp_path / "receiver", tmp_path / "sender"
+    generate_keys(ours)
+    (theirs / "public").mkdir(parents=True)
+    shutil.copy(ours / "public" / "server.key", theirs / "public" / "server.key")
+    generate_keys(theirs, pairs=("client",))
+    from netgear.security import allow_client
+
+    allowed = allow_client(ours, theirs / "public" / "client.key", name="camera")
+    rx = receiver(port, 1, ours, 2)
+    tx = sender(port, 1, theirs, 2)
+    with closing(tx, rx):
+        first = frames(2, seed=3)
+        assert all(np.array_equal(a, b) for a, b in zip(deliver(tx, rx, first, 1), first))
+        allowed.unlink()
+        later = frames(2, seed=4)
+        assert all(np.array_equal(a, b) for a, b in zip(deliver(tx, rx, later, 1), later))
+    # a new connection from the same sender is refused from now on
+    rx = receiver(port, 1, ours, 2, receive_timeout=0.5)
+    tx = sender(port, 1, theirs, 2, **FAST)
+    with closing(tx, rx), pytest.raises(PeerTimeoutError, match="CURVE handshake failed"):
+        tx.send(frames(1)[0])

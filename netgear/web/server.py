@@ -24,7 +24,7 @@ START_TIMEOUT = 10.0
 MAX_CONNECTIONS = 64  # a browser tab uses 2-3; the cap bounds file descriptors and memory
 HEADER_TIMEOUT = 10.0  # seconds to send a complete request head (also the idle limit)
 MIN_TOKEN = 8
-ACCEPT_BATCH = 32
+ACCEPT_BATCH = 128
 # loggers a connection flood could make chatty; rate-limited while a viewer runs
 H11_MAX_HEAD = 8 * 1024  # bytes of request line + headers; the viewer's requests need ~1 KiB
 NOISY_LOGGERS = ("asyncio", "uvicorn", "uvicorn.error", "netgear.web")
