@@ -98,3 +98,47 @@ def test_montage_page_live_in_chromium(browser):
         viewer.senders[viewer.ports[1]].stop()
         wait_for(lambda: _rows(driver)[ports[1]] == ("stale", "STALE"), timeout=10)
         assert _rows(driver)[ports[0]][0] == "live"
+
+
+HOSTILE_NAME = '<img src=x onerror="document.title=\'pwned\'">'
+
+
+@pytest.mark.timeout(60)
+def test_stream_names_are_shown_as_text_never_run(browser):
+    driver = browser
+    with running_viewer(streams=1, start_senders=False) as viewer:
+        viewer.add_sender(viewer.ports[0], HOSTILE_NAME)
+        driver.get(viewer.url)
+        port = str(viewer.ports[0])
+        wait_for(lambda: _rows(driver).get(port, ("", ""))[0] == "live", timeout=15)
+        cell = driver.execute_script(
+            "const td = document.querySelector('#stats tbody tr td');"
+            "return [td.textContent, td.querySelectorAll('*').length];")
+        assert cell == [HOSTILE_NAME[:40], 0]  # the hub keeps 40 characters, as text
+        assert driver.title == "netgear montage"  # the onerror never ran
+
+
+@pytest.mark.timeout(60)
+def test_token_in_the_url_once_lets_the_page_and_its_mjpeg_in(browser):
+    from netgear.web import ViewerServer
+
+    driver = browser
+    token = "browser-token-123456"
+    with running_viewer(streams=1) as viewer:
+        viewer.web.stop()
+        web = ViewerServer(viewer.hub, port=0, token=token).start()
+        try:
+            driver.get(web.url)  # no token: refused, nothing rendered
+            assert "access token" in driver.find_element("tag name", "body").text
+            driver.get(web.url + "?token=" + token)  # sets the cookie, redirects to /
+            assert driver.current_url == web.url and driver.title == "netgear montage"
+            # the <img> MJPEG stream and fetch("/stats") carried the cookie
+            size = wait_for(lambda: driver.execute_script(
+                "const i = document.getElementById('montage');"
+                "return i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] "
+                ": null;"), timeout=10)
+            assert size == [320, 240]
+            wait_for(lambda: _rows(driver).get(str(viewer.ports[0]), ("",))[0] == "live",
+                     timeout=15)
+        finally:
+            web.stop()

@@ -9,6 +9,7 @@ a timeout can name it. The frame path never touches the monitor.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -50,12 +51,20 @@ class HandshakeMonitor:
         self._logged: set[str] = set()  # peers already reported: once each, not per retry
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._serial = itertools.count()
 
     # -- called by the transport on the application's thread -------------------------------
     def hook(self, sock: zmq.Socket, channel: Channel) -> None:
         # get_monitor_socket binds and connects the PAIR here, before the socket connects,
         # so no event is lost; the thread takes the PAIR over (the lock is the barrier).
-        monitor = sock.get_monitor_socket(EVENTS)
+        # A unique address: pyzmq's default derives it from the socket's fd, which a Lazy
+        # Pirate rebuild may reuse before libzmq has unbound the old monitor.
+        address = f"inproc://netgear-monitor-{id(self):x}-{next(self._serial)}"
+        try:
+            monitor = sock.get_monitor_socket(EVENTS, addr=address)
+        except zmq.ZMQError as exc:  # a diagnostic must never stop the socket from working
+            logger.debug("no CURVE handshake monitor on %s: %s", channel.label, exc)
+            return
         with self._lock:
             self._pending.append(monitor)
             if self._thread is None:
