@@ -27,7 +27,9 @@ MIN_TOKEN = 8
 ACCEPT_BATCH = 128
 # loggers a connection flood could make chatty; rate-limited while a viewer runs
 H11_MAX_HEAD = 8 * 1024  # bytes of request line + headers; the viewer's requests need ~1 KiB
-NOISY_LOGGERS = ("asyncio", "uvicorn", "uvicorn.error", "netgear.web")
+# (a logger's filters do not apply to its children's records, hence every module by name)
+NOISY_LOGGERS = ("asyncio", "uvicorn", "uvicorn.error", "netgear.web.app", "netgear.web.hub",
+                 "netgear.web.server", "netgear.web.guard")
 
 
 class ViewerServer:
