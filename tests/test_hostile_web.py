@@ -336,3 +336,24 @@ def test_basic_header_garbage_is_a_401_not_a_500():
     with token_viewer() as (_web, url):
         for value in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer"):
             assert httpx.get(url + "stats", headers={"Authorization": value}).status_code == 401
+
+
+@pytest.mark.timeout(30)
+def test_a_pipelined_stream_is_not_cut_by_the_header_timeout():
+    # two requests in one write: the MJPEG one starts inside the first one's completion
+    with running_viewer(streams=1) as viewer:
+        viewer.web.stop()
+        web = ViewerServer(viewer.hub, port=0, header_timeout=0.5).start()
+        try:
+            with socket.create_connection(("127.0.0.1", web.port), timeout=5) as s:
+                s.sendall(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                          b"GET /montage.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                received = 0
+                deadline = time.monotonic() + 2.0  # four header timeouts
+                while time.monotonic() < deadline:
+                    chunk = s.recv(65536)
+                    assert chunk, "the stream was cut"
+                    received += len(chunk)
+                assert received > 10_000 and web.counters.header_timeouts == 0
+        finally:
+            web.stop()

@@ -127,9 +127,12 @@ def guarded_protocol(max_connections: int, header_timeout: float,
                     "abort": lambda t=self.transport: abort(t)}
 
         def on_response_complete(self) -> None:
+            # Armed first: the next request's head (or the idle end) is timed too, and a
+            # pipelined request that super() starts right away disarms it again.
+            self._arm()
             super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm()  # the next request's headers (or the idle end) are timed too
+            if self.transport.is_closing():
+                self._disarm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
