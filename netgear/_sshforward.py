@@ -1,0 +1,100 @@
+"""The SSH tunnel process that :mod:`netgear.tunnel` starts; run as a script, never imported.
+
+It logs in with paramiko, listens on a kernel-chosen 127.0.0.1 port and forwards every
+connection made to it through the SSH session to the receiver, using pyzmq's own
+forwarder (``zmq.ssh.forward``). The parent talks to it over pipes:
+
+* stdin, first line: the JSON settings (the password never appears on a command line);
+* stdout: one JSON line, ``{"port": N}`` once forwarding works, or
+  ``{"error": kind, "message": text}`` when it cannot start;
+* stdin closed (the parent closed the tunnel, or died): the process ends, so a crashed
+  application never leaves a tunnel behind. It also ends when the SSH session drops, so
+  the parent can tell the tunnel is gone and start a new one.
+
+It runs as its own script rather than ``python -m netgear...`` so it does not import
+netgear (numpy, OpenCV) just to move bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+
+def _report(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    config = json.loads(sys.stdin.readline())
+    import paramiko  # after reading stdin: the parent already checked it is installed
+    from zmq.ssh.forward import ForwardServer, Handler
+
+    class UnknownHost(Exception):
+        pass
+
+    class Refuse(paramiko.MissingHostKeyPolicy):
+        # Not paramiko's RejectPolicy: this one says which key was offered, so the
+        # message can show the fingerprint to check before trusting it.
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            raise UnknownHost(f"{hostname} offered {key.get_name()} key {key.fingerprint}")
+
+    client = paramiko.SSHClient()
+    client.load_system_host_keys()  # ~/.ssh/known_hosts; a missing file is fine
+    client.set_missing_host_key_policy(Refuse())
+    keyfile = config["keyfile"]
+    wait = config["timeout"]
+    try:
+        client.connect(config["host"], config["port"], username=config["user"],
+                       password=config["password"], key_filename=keyfile,
+                       # an explicit keyfile means that key; otherwise what ssh would try
+                       look_for_keys=keyfile is None, allow_agent=keyfile is None,
+                       timeout=wait, banner_timeout=wait, auth_timeout=wait)
+    except UnknownHost as exc:
+        return _fail("unknown-host", str(exc))
+    except paramiko.BadHostKeyException as exc:
+        return _fail("bad-host-key", str(exc))
+    except paramiko.AuthenticationException as exc:
+        return _fail("auth", str(exc) or type(exc).__name__)
+    except paramiko.SSHException as exc:
+        return _fail("ssh", str(exc) or type(exc).__name__)
+    except OSError as exc:
+        return _fail("connect", str(exc) or type(exc).__name__)
+    transport = client.get_transport()
+    assert transport is not None  # connect() succeeded, so there is one
+
+    class Forward(Handler):
+        chain_host = config["remote_host"]
+        chain_port = config["remote_port"]
+        ssh_transport = transport
+
+    server = ForwardServer(("127.0.0.1", 0), Forward)
+    stop = threading.Event()
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    def until_session_ends() -> None:
+        transport.join()  # paramiko's Transport is a thread that ends with the session
+        stop.set()
+
+    for target in (until_stdin_closes, until_session_ends, server.serve_forever):
+        threading.Thread(target=target, daemon=True).start()
+    _report(port=server.server_address[1])
+    stop.wait()
+    client.close()
+    server.server_close()
+    return 0
+
+
+def _fail(kind: str, message: str) -> int:
+    _report(error=kind, message=message)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""SSH tunnels for a sender's connect: ``ssh_tunnel_mode="user@host:port"``.
+
+A tunnel is one helper process (``netgear/_sshforward.py``) holding one paramiko SSH
+session and pyzmq's port forwarder (``zmq.ssh.forward``). The sender's socket connects to
+the helper's 127.0.0.1 port instead of the receiver; every Lazy Pirate rebuild reuses the
+same tunnel, and a tunnel whose session dropped is started again at the next rebuild.
+
+Why not ``zmq.ssh.tunnel_connection`` itself: with paramiko it asks for a password with
+``getpass()`` on the terminal when key login fails, accepts unknown host keys once a
+password is given, and reports a failed login only by printing in its child process
+while the socket connects to a port nobody serves; with the system ``ssh`` it returns the
+pid of an ``ssh -f`` parent that has already exited, so the real tunnel cannot be stopped.
+The helper keeps pyzmq's forwarder and fixes those: failures come back as typed errors
+within a bound, host keys must be known, and close() ends the process.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DependencyError, OptionError, SecurityError, TransportError
+
+__all__ = ["SshServer", "SshTunnel", "check_keyfile", "check_server", "parse_server",
+           "require_paramiko"]
+
+logger = logging.getLogger(__name__)
+
+HELPER = Path(__file__).with_name("_sshforward.py")
+# Run the helper by path without putting netgear/ on sys.path (its module names would
+# shadow others) and without importing the netgear package.
+_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+LOGIN_TIMEOUT = 10.0  # seconds for each of TCP connect, SSH banner and authentication
+START_TIMEOUT = 3 * LOGIN_TIMEOUT + 10.0  # the above plus Python start-up on a busy box
+STOP_TIMEOUT = 1.0  # the helper ends within this once its stdin closes, else it is killed
+
+_SERVER = re.compile(
+    r"(?:(?P<user>[^@\s/]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"(?::(?P<port>\d{1,5}))?"
+)
+_FORMAT = "'user@host:port' (user defaults to the current user, port to 22)"
+
+
+@dataclass(frozen=True)
+class SshServer:
+    """The parsed value of ``ssh_tunnel_mode``."""
+
+    user: str | None
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+
+def parse_server(text: str) -> SshServer | None:
+    match = _SERVER.fullmatch(text.strip())
+    if match is None:
+        return None
+    port = int(match["port"] or 22)
+    if not 1 <= port <= 65535:
+        return None
+    return SshServer(match["user"], match["host"].strip("[]"), port)
+
+
+def check_server(value: str) -> str | None:
+    """Option check of ``ssh_tunnel_mode``."""
+    if parse_server(value) is None:
+        return f"must look like {_FORMAT}, with a port from 1 to 65535"
+    return None
+
+
+def check_keyfile(value: str) -> str | None:
+    """Option check of ``ssh_tunnel_keyfile``."""
+    if not os.path.isfile(os.path.expanduser(value)):
+        return "no such file; give the path of an SSH private key such as ~/.ssh/id_ed25519"
+    return None
+
+
+def require_paramiko() -> None:
+    # The helper process imports it; this only makes a missing one fail up front.
+    try:
+        import paramiko  # noqa: F401
+    except ImportError as exc:
+        raise DependencyError("ssh_tunnel_mode needs paramiko: pip install 'netgear[ssh]'"
+                              ) from exc
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception as exc:  # no USER/LOGNAME and no passwd entry (some containers)
+        raise OptionError("ssh_tunnel_mode has no user and the current one is unknown; "
+                          "write it as 'user@host:port'", key="ssh_tunnel_mode") from exc
+
+
+class SshTunnel:
+    """One SSH tunnel from a local port to ``remote_host:remote_port`` as seen from the server."""
+
+    def __init__(self, server: SshServer, remote_host: str, remote_port: int,
+                 keyfile: str | None, password: str | None) -> None:
+        self.server = server
+        self.remote = (remote_host.strip("[]"), remote_port)
+        self.keyfile = None if keyfile is None else os.path.expanduser(keyfile)
+        self.password = password
+        self.user = server.user or _default_user()
+        self.local_port: int | None = None
+        self.starts = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def connect(self, sock: Any, endpoint: str) -> None:
+        """The connect step of ``Channel.open``: reach ``endpoint`` through the tunnel."""
+        if not self.alive:
+            if self.starts:
+                logger.warning("ssh tunnel via %s ended; starting it again", self.server)
+            self.start()
+        sock.connect(f"tcp://127.0.0.1:{self.local_port}")
+
+    def start(self) -> None:
+        """Log in and start forwarding; raise a typed error (within START_TIMEOUT) if not."""
+        self.close()
+        self.starts += 1
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(HELPER)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            # own session: a Ctrl-C meant for the application must not cut the tunnel
+            # before close() has flushed the last frames through it
+            start_new_session=True)
+        self._proc = proc
+        settings = {"host": self.server.host, "port": self.server.port, "user": self.user,
+                    "keyfile": self.keyfile, "password": self.password,
+                    "remote_host": self.remote[0], "remote_port": self.remote[1],
+                    "timeout": LOGIN_TIMEOUT}
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(settings) + "\n")
+            proc.stdin.flush()
+            reply = _read_line(proc.stdout, START_TIMEOUT)
+            answer = json.loads(reply) if reply else {"error": "exit", "message": ""}
+            if "port" not in answer:
+                raise self._error(answer)
+        except BaseException:
+            self.close()
+            raise
+        self.local_port = int(answer["port"])
+        logger.debug("ssh tunnel 127.0.0.1:%d -> %s -> %s:%d (pid %d)", self.local_port,
+                     self.server, *self.remote, proc.pid)
+
+    def _error(self, answer: dict[str, Any]) -> Exception:
+        kind, detail = answer.get("error"), answer.get("message", "")
+        where = f"ssh_tunnel_mode={str(self.server)!r}"
+        if kind == "unknown-host":
+            return SecurityError(
+                f"{where}: the SSH server's host key is not in ~/.ssh/known_hosts ({detail}). "
+                f"Check the fingerprint, then add it: ssh-keyscan -p {self.server.port} "
+                f"{self.server.host} >> ~/.ssh/known_hosts")
+        if kind == "bad-host-key":
+            return SecurityError(f"{where}: the SSH server's host key does not match "
+                                 f"~/.ssh/known_hosts ({detail}); refusing to connect")
+        if kind == "auth":
+            return SecurityError(
+                f"{where}: SSH login as {self.user!r} failed ({detail}); check "
+                "ssh_tunnel_keyfile (a private key whose public half is in the server's "
+                "authorized_keys) or ssh_tunnel_pwd")
+        if kind in ("connect", "ssh"):
+            return TransportError(f"{where}: cannot reach an SSH server there ({detail}); "
+                                  "check the host and port")
+        if kind == "timeout":
+            return TransportError(f"{where}: the SSH tunnel did not start within "
+                                  f"{START_TIMEOUT:g}s; check the host and port")
+        return TransportError(f"{where}: the SSH tunnel process ended before it was ready "
+                              f"{detail}".rstrip())
+
+    def close(self) -> None:
+        """Stop the helper process (bounded: STOP_TIMEOUT, then kill). Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()  # the helper's cue to log out and exit
+        except OSError:
+            pass  # it already exited: the pipe is broken
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _read_line(stream: Any, timeout: float) -> str:
+    """One line from ``stream`` within ``timeout`` seconds.
+
+    A thread, not select(): pipes cannot be select()ed on Windows.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        try:
+            lines.put(stream.readline())
+        except (OSError, ValueError):  # closed under it: the helper was stopped
+            lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return json.dumps({"error": "timeout"})
