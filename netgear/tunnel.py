@@ -1,7 +1,7 @@
 """SSH tunnels for a sender's connect: ``ssh_tunnel_mode="user@host:port"``.
 
 A tunnel is one helper process (``netgear/_sshforward.py``) holding one paramiko SSH
-session and pyzmq's port forwarder (``zmq.ssh.forward``). The sender's socket connects to
+session and pyzmq's forwarding server (``zmq.ssh.forward``). The sender's socket connects to
 the helper's 127.0.0.1 port instead of the receiver; every Lazy Pirate rebuild reuses the
 same tunnel, and a tunnel whose session dropped is started again at the next rebuild.
 
@@ -10,8 +10,10 @@ Why not ``zmq.ssh.tunnel_connection`` itself: with paramiko it asks for a passwo
 password is given, and reports a failed login only by printing in its child process
 while the socket connects to a port nobody serves; with the system ``ssh`` it returns the
 pid of an ``ssh -f`` parent that has already exited, so the real tunnel cannot be stopped.
-The helper keeps pyzmq's forwarder and fixes those: failures come back as typed errors
-within a bound, host keys must be known, and close() ends the process.
+Its forwarder also moves 1 KiB per select() with send(), which may write part of a
+chunk and drop the rest. The helper keeps pyzmq's forwarding server and fixes those:
+failures come back as typed errors within a bound, host keys must be known, bytes are
+never dropped, and close() ends the process.
 """
 
 from __future__ import annotations
