@@ -30,6 +30,7 @@ class Sshd:
     port: int
     pid: int
     user: str
+    listen: str
     keyfile: Path  # authorized for `user`
     home: Path  # HOME for the test: .ssh/known_hosts trusts this server
     host_pub: str
@@ -37,7 +38,8 @@ class Sshd:
 
     @property
     def target(self) -> str:
-        return f"{self.user}@127.0.0.1:{self.port}"
+        host = f"[{self.listen}]" if ":" in self.listen else self.listen
+        return f"{self.user}@{host}:{self.port}"
 
     def sessions(self) -> list[psutil.Process]:
         """The per-connection sshd processes (one per logged-in tunnel)."""
@@ -52,10 +54,10 @@ def keygen(path: Path) -> None:
                     "-f", str(path)], check=True, timeout=30)
 
 
-def _config(dirpath: Path, port: int, keys: Path, passwords: bool) -> Path:
+def _config(dirpath: Path, port: int, keys: Path, passwords: bool, listen: str) -> Path:
     config = dirpath / "sshd_config"
     config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {dirpath / 'host_key'}",
+        f"Port {port}", f"ListenAddress {listen}", f"HostKey {dirpath / 'host_key'}",
         "PidFile none", f"AuthorizedKeysFile {keys}",
         # CI runs as root; the files live under /tmp, which StrictModes would refuse
         "PermitRootLogin yes", "StrictModes no", "UsePAM no",
@@ -68,7 +70,7 @@ def _config(dirpath: Path, port: int, keys: Path, passwords: bool) -> Path:
 
 @contextlib.contextmanager
 def running_sshd(tmp: Path, monkeypatch: pytest.MonkeyPatch,
-                 passwords: bool = False) -> Iterator[Sshd]:
+                 passwords: bool = False, listen: str = "127.0.0.1") -> Iterator[Sshd]:
     """Start ``sshd -D -e`` on a free loopback port; skip (with the reason) where it cannot."""
     if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
         pytest.skip(f"{SSHD} or ssh-keygen missing (make test installs openssh-server)")
@@ -84,14 +86,14 @@ def running_sshd(tmp: Path, monkeypatch: pytest.MonkeyPatch,
     (home / ".ssh").mkdir(parents=True, mode=0o700)
     port = free_port()
     host_pub = (tmp / "host_key.pub").read_text().split()
-    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} "
+    (home / ".ssh" / "known_hosts").write_text(f"[{listen}]:{port} {host_pub[0]} "
                                                f"{host_pub[1]}\n")
     monkeypatch.setenv("HOME", str(home))
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(_config(tmp, port, tmp /
-                             "authorized_keys", passwords))],
+    config = _config(tmp, port, tmp / "authorized_keys", passwords, listen)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    server = Sshd(port, proc.pid, _current_user(), tmp / "client_key", home,
+    server = Sshd(port, proc.pid, _current_user(), listen, tmp / "client_key", home,
                   f"{host_pub[0]} {host_pub[1]}")
     listening = threading.Event()
 

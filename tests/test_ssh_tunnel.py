@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 from conftest import free_port
-from secure_helpers import LOCAL, closing, deliver, frames, receiver, sender
+from secure_helpers import LOCAL, closing, collect, deliver, frames, receiver, sender
 from ssh_helpers import Sshd, running_sshd, throwaway_user
 
 from netgear import NetGear
@@ -45,12 +45,25 @@ def peer_pid(port: int) -> int | None:
     return None
 
 
+def helpers() -> list[int]:
+    """Pids of tunnel helper processes under this test process."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "_sshforward" in " ".join(proc.cmdline()):
+                found.append(proc.pid)
+        except psutil.Error:  # exited meanwhile (an sshd session, say)
+            pass
+    return found
+
+
 def assert_stopped(tunnel: SshTunnel, pid: int, server: Sshd) -> None:
     assert tunnel.pid is None and not tunnel.alive
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     # sshd's per-session process exits once the helper logged out (asynchronously)
     _, alive = psutil.wait_procs(server.sessions(), timeout=10)
     assert not alive, f"sshd sessions left: {alive}"
+    assert helpers() == []
 
 
 @pytest.mark.parametrize("pattern", [0, 1, 2])
@@ -83,6 +96,24 @@ def test_secure_mode_through_the_tunnel(sshd: Sshd, tmp_path: Path, level: int) 
     with closing(tx, rx):
         got = deliver(tx, rx, sent, 1)
     assert all(np.array_equal(a, b) for a, b in zip(got, sent)) and len(got) == 3
+
+
+def test_big_frames_both_ways_with_bidirectional_mode(sshd: Sshd) -> None:
+    # 640x480 frames and replies span many reads and SSH packets in each direction
+    port = free_port()
+    rng = np.random.default_rng(7)
+    sent = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
+    back = rng.integers(0, 255, (480, 640), dtype=np.uint8)
+    rx = receiver(port, 1, None, bidirectional_mode=True)
+    tx = sender(port, 1, None, bidirectional_mode=True, ssh_tunnel_mode=sshd.target,
+                ssh_tunnel_keyfile=str(sshd.keyfile))
+    with closing(tx, rx):
+        thread, got = collect(rx, 3, return_data=back)
+        replies = [tx.send(frame, message=i) for i, frame in enumerate(sent)]
+        thread.join(20)
+    assert [m for m, _ in got] == [0, 1, 2]
+    assert all(np.array_equal(f, s) for (_, f), s in zip(got, sent))
+    assert all(np.array_equal(r, back) for r in replies)
 
 
 def test_default_keys_from_home(sshd: Sshd) -> None:
@@ -153,7 +184,7 @@ def test_close_is_bounded_and_leaves_nothing(sshd: Sshd) -> None:
         assert not ended.is_alive()
     assert took < 5.0, took
     assert_stopped(tunnel, pid, sshd)
-    assert not [p for p in psutil.Process().children(recursive=True) if p.pid == pid]
+    assert helpers() == []
 
 
 def test_refused_port_is_a_transport_error() -> None:
@@ -162,6 +193,7 @@ def test_refused_port_is_a_transport_error() -> None:
         NetGear(address=LOCAL, port=free_port(), pattern=1,
                 ssh_tunnel_mode=f"127.0.0.1:{free_port()}")
     assert time.monotonic() - start < 20
+    assert helpers() == []
 
 
 def test_not_an_ssh_server_is_a_transport_error() -> None:
@@ -180,6 +212,7 @@ def test_not_an_ssh_server_is_a_transport_error() -> None:
             NetGear(address=LOCAL, port=free_port(), pattern=0,
                     ssh_tunnel_mode=f"me@127.0.0.1:{listener.getsockname()[1]}")
         assert time.monotonic() - start < 20
+        assert helpers() == []
     finally:
         listener.close()
         thread.join(5)
@@ -210,5 +243,4 @@ def test_wrong_key_is_a_security_error(sshd: Sshd, tmp_path: Path) -> None:
     with pytest.raises(SecurityError, match="login as"):
         sender(free_port(), 1, None, ssh_tunnel_mode=sshd.target,
                ssh_tunnel_keyfile=str(tmp_path / "stranger"))
-    assert not [p for p in psutil.Process().children(recursive=True)
-                if "_sshforward" in " ".join(p.cmdline())]
+    assert helpers() == []
