@@ -51,11 +51,21 @@ def main() -> int:
     client = paramiko.SSHClient()
     client.load_system_host_keys()  # ~/.ssh/known_hosts; a missing file is fine
     client.set_missing_host_key_policy(Refuse())
-    keyfile = config["keyfile"]
-    wait = config["timeout"]
+    keyfile, password, wait = config["keyfile"], config["password"], config["timeout"]
+    pkey = None
+    if keyfile is not None:
+        # loaded here, not by connect(), which reports an unreadable key as a failed login
+        try:
+            pkey = _load_key(paramiko, keyfile, password)
+        except paramiko.PasswordRequiredException:
+            return _fail("key-locked", "it is encrypted")
+        except (paramiko.SSHException, OSError, ValueError, TypeError) as exc:
+            return _fail("key", str(exc) or type(exc).__name__)
+        if pkey is None:
+            return _fail("key-locked", "it is encrypted")
     try:
         client.connect(config["host"], config["port"], username=config["user"],
-                       password=config["password"], key_filename=keyfile,
+                       password=password, pkey=pkey,
                        # an explicit keyfile means that key; otherwise what ssh would try
                        look_for_keys=keyfile is None, allow_agent=keyfile is None,
                        timeout=wait, banner_timeout=wait, auth_timeout=wait)
@@ -134,6 +144,22 @@ def pump(local: socket.socket, transport: Any, host: str, port: int) -> None:
                 local.sendall(data)
 
 
+def _load_key(paramiko: Any, path: str, password: str | None) -> Any:
+    """The private key at ``path``; None when it is encrypted and no password was given.
+
+    ``password`` is the key's passphrase when the key is encrypted, else the login
+    password, so an unencrypted key is loaded without it. Positional arguments: the
+    keyword is passphrase= in paramiko 3.2-4 and password= from 5. cryptography, which
+    decrypts, raises TypeError both for a missing and for a needless password.
+    """
+    try:
+        return paramiko.PKey.from_path(path, None)
+    except TypeError:
+        if password is None:
+            return None
+    return paramiko.PKey.from_path(path, password.encode())
+
+
 def nodelay(sock: Any) -> None:
     # Frames and their replies are small writes that wait on each other: with Nagle's
     # algorithm each REQ/REP round trip stalls on a delayed ACK (about 40 ms).
@@ -145,5 +171,12 @@ def _fail(kind: str, message: str) -> int:
     return 1
 
 
+def run() -> int:
+    try:
+        return main()
+    except Exception as exc:  # a bug or an odd environment: say what, instead of a traceback
+        return _fail("crash", f"{type(exc).__name__}: {exc}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -39,9 +39,11 @@ __all__ = ["SshServer", "SshTunnel", "check_keyfile", "check_server", "parse_ser
 logger = logging.getLogger(__name__)
 
 HELPER = Path(__file__).with_name("_sshforward.py")
-# Run the helper by path without putting netgear/ on sys.path (its module names would
-# shadow others) and without importing the netgear package.
-_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+# Run the helper by path without importing the netgear package, and with neither netgear/
+# (its module names would shadow others) nor the current directory (-c puts it first) on
+# sys.path.
+_BOOT = ("import sys; del sys.path[0]; import runpy; "
+         "runpy.run_path(sys.argv[1], run_name='__main__')")
 LOGIN_TIMEOUT = 10.0  # seconds for each of TCP connect, SSH banner and authentication
 START_TIMEOUT = 3 * LOGIN_TIMEOUT + 10.0  # the above plus Python start-up on a busy box
 STOP_TIMEOUT = 1.0  # the helper ends within this once its stdin closes, else it is killed
@@ -113,7 +115,7 @@ class SshTunnel:
                  keyfile: str | None, password: str | None) -> None:
         self.server = server
         self.remote = (remote_host.strip("[]"), remote_port)
-        self.keyfile = None if keyfile is None else os.path.expanduser(keyfile)
+        self.keyfile = None if keyfile is None else os.path.abspath(os.path.expanduser(keyfile))
         self.password = password
         self.user = server.user or _default_user()
         self.local_port: int | None = None
@@ -177,6 +179,13 @@ class SshTunnel:
         if kind == "bad-host-key":
             return SecurityError(f"{where}: the SSH server's host key does not match "
                                  f"~/.ssh/known_hosts ({detail}); refusing to connect")
+        if kind == "key-locked":
+            return OptionError(f"ssh_tunnel_keyfile {self.keyfile!r} is encrypted; give its "
+                               "passphrase as ssh_tunnel_pwd", key="ssh_tunnel_keyfile")
+        if kind == "key":
+            return OptionError(f"ssh_tunnel_keyfile {self.keyfile!r} is not a private key "
+                               f"paramiko can read ({detail}), or ssh_tunnel_pwd is not its "
+                               "passphrase", key="ssh_tunnel_keyfile")
         if kind == "auth":
             return SecurityError(
                 f"{where}: SSH login as {self.user!r} failed ({detail}); check "
@@ -188,8 +197,8 @@ class SshTunnel:
         if kind == "timeout":
             return TransportError(f"{where}: the SSH tunnel did not start within "
                                   f"{START_TIMEOUT:g}s; check the host and port")
-        return TransportError(f"{where}: the SSH tunnel process ended before it was ready "
-                              f"{detail}".rstrip())
+        return TransportError(f"{where}: the SSH tunnel process ended before it was ready"
+                              + (f" ({detail})" if detail else ""))
 
     def close(self) -> None:
         """Stop the helper process (bounded: STOP_TIMEOUT, then kill). Idempotent."""

@@ -49,9 +49,9 @@ class Sshd:
             return []
 
 
-def keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "netgear-test",
-                    "-f", str(path)], check=True, timeout=30)
+def keygen(path: Path, passphrase: str = "") -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C",
+                    "netgear-test", "-f", str(path)], check=True, timeout=30)
 
 
 def _config(dirpath: Path, port: int, keys: Path, passwords: bool, listen: str) -> Path:

@@ -16,7 +16,7 @@ from secure_helpers import LOCAL, closing, collect, deliver, frames, receiver, s
 from ssh_helpers import Sshd, running_sshd, throwaway_user
 
 from netgear import NetGear
-from netgear.errors import PeerTimeoutError, SecurityError, TransportError
+from netgear.errors import OptionError, PeerTimeoutError, SecurityError, TransportError
 from netgear.modes.ssh import SshTunnelMode
 from netgear.tunnel import SshTunnel
 
@@ -114,6 +114,16 @@ def test_big_frames_both_ways_with_bidirectional_mode(sshd: Sshd) -> None:
     assert [m for m, _ in got] == [0, 1, 2]
     assert all(np.array_equal(f, s) for (_, f), s in zip(got, sent))
     assert all(np.array_equal(r, back) for r in replies)
+
+
+def test_unencrypted_keyfile_with_a_password(sshd: Sshd) -> None:
+    # vidgear lets both be given: the password is then for login, not for the key
+    port = free_port()
+    rx = receiver(port, 1, None)
+    tx = sender(port, 1, None, ssh_tunnel_mode=sshd.target, ssh_tunnel_pwd="unused",
+                ssh_tunnel_keyfile=str(sshd.keyfile))
+    with closing(tx, rx):
+        assert len(deliver(tx, rx, frames(2), 1)) == 2
 
 
 def test_default_keys_from_home(sshd: Sshd) -> None:
@@ -243,4 +253,29 @@ def test_wrong_key_is_a_security_error(sshd: Sshd, tmp_path: Path) -> None:
     with pytest.raises(SecurityError, match="login as"):
         sender(free_port(), 1, None, ssh_tunnel_mode=sshd.target,
                ssh_tunnel_keyfile=str(tmp_path / "stranger"))
+    assert helpers() == []
+
+
+def test_unreadable_or_locked_keyfile_is_an_option_error(sshd: Sshd, tmp_path: Path) -> None:
+    from ssh_helpers import keygen
+
+    garbage = tmp_path / "garbage"
+    garbage.write_text("not a key\n")
+    with pytest.raises(OptionError, match="not a private key") as info:
+        sender(free_port(), 1, None, ssh_tunnel_mode=sshd.target,
+               ssh_tunnel_keyfile=str(garbage))
+    assert info.value.key == "ssh_tunnel_keyfile"
+    # an encrypted key: refused without its passphrase, used with it (ssh_tunnel_pwd)
+    locked = tmp_path / "locked"
+    keygen(locked, passphrase="open sesame")
+    (tmp_path / "authorized_keys").write_text((tmp_path / "locked.pub").read_text())
+    with pytest.raises(OptionError, match="encrypted; give its passphrase"):
+        sender(free_port(), 1, None, ssh_tunnel_mode=sshd.target,
+               ssh_tunnel_keyfile=str(locked))
+    port = free_port()
+    rx = receiver(port, 1, None)
+    tx = sender(port, 1, None, ssh_tunnel_mode=sshd.target, ssh_tunnel_keyfile=str(locked),
+                ssh_tunnel_pwd="open sesame")
+    with closing(tx, rx):
+        assert len(deliver(tx, rx, frames(2), 1)) == 2
     assert helpers() == []
