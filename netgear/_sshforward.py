@@ -10,7 +10,7 @@ talks to it over pipes:
   ``{"error": kind, "message": text}`` when it cannot start;
 * stdin closed (the parent closed the tunnel, or died): the process ends, so a crashed
   application never leaves a tunnel behind. It also ends when the SSH session drops, so
-  the parent can tell the tunnel is gone and start a new one.
+  the parent can tell the tunnel is gone and start a new one on the same port.
 
 It runs as its own script rather than ``python -m netgear...`` so it does not import
 netgear (numpy, OpenCV) just to move bytes.
@@ -95,7 +95,11 @@ def main() -> int:
         def handle(self) -> None:
             pump(self.request, transport, self.chain_host, self.chain_port)
 
-    server = ForwardServer(("127.0.0.1", 0), Forward)
+    try:
+        # a restarted tunnel takes its old port, so sockets connected to it reconnect
+        server = ForwardServer(("127.0.0.1", config["local_port"]), Forward)
+    except OSError:
+        server = ForwardServer(("127.0.0.1", 0), Forward)
     stop = threading.Event()
 
     def until_stdin_closes() -> None:

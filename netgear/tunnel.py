@@ -3,7 +3,8 @@
 A tunnel is one helper process (``netgear/_sshforward.py``) holding one paramiko SSH
 session and pyzmq's forwarding server (``zmq.ssh.forward``). The sender's socket connects to
 the helper's 127.0.0.1 port instead of the receiver; every Lazy Pirate rebuild reuses the
-same tunnel, and a tunnel whose session dropped is started again at the next rebuild.
+same tunnel. When the SSH session drops, a watcher thread starts the tunnel again on the
+same local port, so the connected socket (PAIR, PUB as well as REQ) reconnects by itself.
 
 Why not ``zmq.ssh.tunnel_connection`` itself: with paramiko it asks for a password with
 ``getpass()`` on the terminal when key login fails, accepts unknown host keys once a
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DependencyError, OptionError, SecurityError, TransportError
+from .errors import DependencyError, NetGearError, OptionError, SecurityError, TransportError
 
 __all__ = ["SshServer", "SshTunnel", "check_keyfile", "check_server", "parse_server",
            "require_paramiko"]
@@ -47,6 +48,7 @@ _BOOT = ("import sys; del sys.path[0]; import runpy; "
 LOGIN_TIMEOUT = 10.0  # seconds for each of TCP connect, SSH banner and authentication
 START_TIMEOUT = 3 * LOGIN_TIMEOUT + 10.0  # the above plus Python start-up on a busy box
 STOP_TIMEOUT = 1.0  # the helper ends within this once its stdin closes, else it is killed
+RETRY_MIN, RETRY_MAX = 0.5, 10.0  # seconds between attempts to restart a dropped tunnel
 
 _SERVER = re.compile(
     r"(?:(?P<user>[^@\s/]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -121,38 +123,57 @@ class SshTunnel:
         self.local_port: int | None = None
         self.starts = 0
         self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()  # guards _proc between the watcher and close()
+        self._closing = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        proc = self._proc
+        return None if proc is None else proc.pid
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        proc = self._proc
+        return proc is not None and proc.poll() is None
 
     def connect(self, sock: Any, endpoint: str) -> None:
-        """The connect step of ``Channel.open``: reach ``endpoint`` through the tunnel."""
-        if not self.alive:
-            if self.starts:
-                logger.warning("ssh tunnel via %s ended; starting it again", self.server)
-            self.start()
+        """The connect step of ``Channel.open``: reach ``endpoint`` through the tunnel.
+
+        Every (re)built socket connects to the same local port; while the tunnel is being
+        restarted libzmq keeps retrying it, as for any peer that is briefly away.
+        """
         sock.connect(f"tcp://127.0.0.1:{self.local_port}")
 
     def start(self) -> None:
-        """Log in and start forwarding; raise a typed error (within START_TIMEOUT) if not."""
-        self.close()
-        self.starts += 1
+        """Log in and start forwarding; raise a typed error (within START_TIMEOUT) if not.
+
+        From then on a watcher thread starts the tunnel again, on the same local port,
+        whenever its SSH session drops, until close().
+        """
+        self._launch(0)
+        self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                         name=f"netgear-ssh-{self.server.host}")
+        self._watcher.start()
+
+    def _launch(self, port: int) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(HELPER)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             # own session: a Ctrl-C meant for the application must not cut the tunnel
             # before close() has flushed the last frames through it
             start_new_session=True)
-        self._proc = proc
+        with self._lock:
+            closing = self._closing.is_set()
+            if not closing:
+                self._proc = proc
+        if closing:
+            _stop(proc)
+            raise TransportError(f"ssh tunnel via {self.server} closed while starting")
         settings = {"host": self.server.host, "port": self.server.port, "user": self.user,
                     "keyfile": self.keyfile, "password": self.password,
                     "remote_host": self.remote[0], "remote_port": self.remote[1],
-                    "timeout": LOGIN_TIMEOUT}
+                    "local_port": port, "timeout": LOGIN_TIMEOUT}
         try:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(json.dumps(settings) + "\n")
@@ -162,11 +183,42 @@ class SshTunnel:
             if "port" not in answer:
                 raise self._error(answer)
         except BaseException:
-            self.close()
+            with self._lock:
+                if self._proc is proc:
+                    self._proc = None
+            _stop(proc)
             raise
+        self.starts += 1
+        if port and answer["port"] != port:
+            # the old port was taken meanwhile: only sockets built from now on find the tunnel
+            logger.warning("ssh tunnel via %s moved from local port %d to %d", self.server,
+                           port, answer["port"])
         self.local_port = int(answer["port"])
         logger.debug("ssh tunnel 127.0.0.1:%d -> %s -> %s:%d (pid %d)", self.local_port,
                      self.server, *self.remote, proc.pid)
+
+    def _watch(self) -> None:
+        """Start the tunnel again whenever it ends, until close(); with growing pauses."""
+        while True:
+            proc = self._proc
+            if proc is None or self._closing.is_set():
+                return
+            proc.wait()
+            if self._closing.is_set():
+                return
+            logger.warning("ssh tunnel via %s ended; starting it again", self.server)
+            pause = RETRY_MIN
+            while not self._closing.is_set():
+                try:
+                    self._launch(self.local_port or 0)
+                    break
+                except NetGearError as exc:
+                    if self._closing.is_set():
+                        return
+                    logger.warning("ssh tunnel via %s: %s; next try in %gs", self.server,
+                                   exc, pause)
+                    self._closing.wait(pause)
+                    pause = min(pause * 2, RETRY_MAX)
 
     def _error(self, answer: dict[str, Any]) -> Exception:
         kind, detail = answer.get("error"), answer.get("message", "")
@@ -201,22 +253,31 @@ class SshTunnel:
                               + (f" ({detail})" if detail else ""))
 
     def close(self) -> None:
-        """Stop the helper process (bounded: STOP_TIMEOUT, then kill). Idempotent."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()  # the helper's cue to log out and exit
-        except OSError:
-            pass  # it already exited: the pipe is broken
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        """Stop the helper process and its watcher (bounded: about 2 * STOP_TIMEOUT)."""
+        self._closing.set()
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc)
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(STOP_TIMEOUT)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """End a helper: closing its stdin is its cue to log out; killed after STOP_TIMEOUT."""
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass  # it already exited: the pipe is broken
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _read_line(stream: Any, timeout: float) -> str:

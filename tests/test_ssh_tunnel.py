@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ def assert_stopped(tunnel: SshTunnel, pid: int, server: Sshd) -> None:
     _, alive = psutil.wait_procs(server.sessions(), timeout=10)
     assert not alive, f"sshd sessions left: {alive}"
     assert helpers() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("netgear-ssh")]
 
 
 @pytest.mark.parametrize("pattern", [0, 1, 2])
@@ -149,26 +150,77 @@ def test_password_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
             assert len(deliver(tx, rx, frames(2), 1)) == 2
 
 
-def test_rebuilds_reuse_one_tunnel_and_a_dead_one_is_restarted(sshd: Sshd) -> None:
+def test_rebuilds_reuse_one_tunnel(sshd: Sshd) -> None:
     port = free_port()
     tx = sender(port, 1, None, ssh_tunnel_mode=sshd.target,
                 ssh_tunnel_keyfile=str(sshd.keyfile), request_timeout=0.3, max_retries=2)
     tunnel = tunnel_of(tx)
     first = tunnel.pid
+    assert first is not None
     try:
         with pytest.raises(PeerTimeoutError):  # nobody listens: the Lazy Pirate rebuilds
             tx.send(frames(1)[0])
         assert tx._transport.channels[0].rebuilds >= 2
         assert (tunnel.pid, tunnel.starts) == (first, 1)
-        psutil.Process(first).kill()  # the session dies (ssh server restart, network cut)
-        psutil.Process(first).wait(10)
-        rx = receiver(port, 1, None)
-        with closing(tx, rx):
-            # the pending request times out once, and its rebuild starts a new tunnel
-            assert len(deliver(tx, rx, frames(2), 1)) == 2
-            assert tunnel.starts == 2 and tunnel.pid != first
     finally:
         tx.close()
+    assert_stopped(tunnel, first, sshd)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("pattern", [0, 1, 2])
+def test_a_dropped_tunnel_comes_back_on_its_port(sshd: Sshd, pattern: int) -> None:
+    port = free_port()
+    rx = receiver(port, pattern, None)
+    tx = sender(port, pattern, None, ssh_tunnel_mode=sshd.target,
+                ssh_tunnel_keyfile=str(sshd.keyfile))
+    tunnel = tunnel_of(tx)
+    first, local = tunnel.pid, tunnel.local_port
+    assert first is not None
+    with closing(tx, rx):
+        assert len(deliver(tx, rx, frames(2), pattern)) == 2
+        psutil.Process(first).kill()  # the session dies (server restart, network cut)
+        assert wait_until(lambda: tunnel.starts == 2 and tunnel.alive, 30)
+        assert tunnel.pid != first and tunnel.local_port == local
+        # the same socket (no rebuild for PAIR and PUB) reconnects to the new tunnel
+        sent = frames(3, seed=9)
+        if pattern == 2:
+            # copies of the last frame published before the drop may still come first
+            assert arrives(tx, rx, sent[0])
+        else:
+            got = deliver(tx, rx, sent, pattern)
+            assert all(np.array_equal(a, b) for a, b in zip(got, sent)) and len(got) == 3
+        second = tunnel.pid
+    assert second is not None
+    assert_stopped(tunnel, second, sshd)
+
+
+def arrives(tx: NetGear, rx: NetGear, frame: np.ndarray) -> bool:
+    """PUB/SUB: publish ``frame`` until ``rx`` gets it (older frames are skipped)."""
+    seen = threading.Event()
+
+    def publish() -> None:
+        while not seen.is_set():
+            tx.send(frame)
+            seen.wait(0.02)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        while True:  # each recv() is bounded by receive_timeout
+            if np.array_equal(rx.recv(), frame):
+                return True
+    finally:
+        seen.set()
+        thread.join(5)
 
 
 def test_close_is_bounded_and_leaves_nothing(sshd: Sshd) -> None:
