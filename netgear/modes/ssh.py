@@ -40,7 +40,8 @@ class SshTunnelMode(Mode):
                "and the server's host key in ~/.ssh/known_hosts.",
                check=check_server, nullable=True),
         Option("ssh_tunnel_pwd", (str,), None,
-               "SSH password (or the passphrase of ssh_tunnel_keyfile). Needs ssh_tunnel_mode.",
+               "The passphrase of an encrypted ssh_tunnel_keyfile, else the SSH login "
+               "password (tried after the keys). Needs ssh_tunnel_mode.",
                nullable=True),
         Option("ssh_tunnel_keyfile", (str,), None,
                "Path of the SSH private key to log in with; must exist. Unset: the keys ssh "
