@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint docs bench clean
+.PHONY: demo test browser sshd lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/netgear demo $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser sshd
 	$(BIN)/ruff check netgear tests benchmarks
 	$(BIN)/python -m pytest -q
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d /tmp/netgear-site
@@ -32,6 +32,18 @@ browser:
 	    apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	  } >/tmp/netgear-apt.log 2>&1 || { tail -n 5 /tmp/netgear-apt.log; \
 	    echo "could not install chromium: the browser test will be skipped"; }; }
+
+# tests/test_ssh_tunnel.py starts its own sshd on 127.0.0.1 (never the system service).
+# Installed once like chromium above; where that cannot work those tests are skipped. The
+# package would start a system sshd on port 22 where systemd runs: that one is switched off.
+sshd:
+	@test -x /usr/sbin/sshd && command -v ssh-keygen >/dev/null || { \
+	  echo "installing openssh-server (apt-get) for the ssh tunnel tests"; \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends openssh-server openssh-client && \
+	    { $(SUDO) systemctl disable --now ssh.service || true; }; \
+	  } >/tmp/netgear-apt-ssh.log 2>&1 || { tail -n 5 /tmp/netgear-apt-ssh.log; \
+	    echo "could not install openssh-server: the ssh tunnel tests will be skipped"; }; }
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site

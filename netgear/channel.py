@@ -16,11 +16,13 @@ import zmq
 from .errors import TransportError
 from .sockopts import MAX_QUEUE_FRAMES, QUEUE_FRAMES
 
-__all__ = ["Channel", "SocketHook", "translate_errors"]
+__all__ = ["Channel", "Connector", "SocketHook", "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
 SocketHook = Callable[[zmq.Socket, "Channel"], None]
+# Replaces sock.connect(endpoint) on a connecting channel (ssh_tunnel_mode).
+Connector = Callable[[zmq.Socket, str], None]
 
 
 class translate_errors:
@@ -64,6 +66,7 @@ class Channel:
         self.fitted = False  # the send queue was sized from the first frame
         # PAIR and PUB senders connect at their first frame, when its size is known
         self.deferred = False
+        self.connector: Connector | None = None
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)
@@ -76,7 +79,10 @@ class Channel:
             for endpoint in self.endpoints:
                 verb = "bind" if self.bind else "connect"
                 with translate_errors(f"{verb} to {endpoint}"):
-                    (sock.bind if self.bind else sock.connect)(endpoint)
+                    if self.bind or self.connector is None:
+                        (sock.bind if self.bind else sock.connect)(endpoint)
+                    else:
+                        self.connector(sock, endpoint)
         except BaseException:
             sock.close(linger=0)
             raise

@@ -65,6 +65,11 @@ class Transport:
             for channel in self.channels:
                 channel.deferred = True
         self.closed = False
+        self._at_close: list[Callable[[], None]] = []
+
+    def at_close(self, action: Callable[[], None]) -> None:
+        """Run ``action`` at the end of close(), after every socket has flushed (a tunnel)."""
+        self._at_close.append(action)
 
     def add_hook(self, hook: SocketHook) -> None:
         """Apply ``hook`` to every socket this transport opens, rebuilds included."""
@@ -195,6 +200,11 @@ class Transport:
         if not self.shared_context:
             # every socket is closed with a bounded linger, so term() cannot hang
             self.context.term()
+        for action in self._at_close:
+            try:
+                action()
+            except Exception:
+                logger.exception("closing %r failed", action)
 
 
 _MISSED = object()  # _send_within: the time ran out (None is a valid "sent, untracked")

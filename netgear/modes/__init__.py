@@ -8,10 +8,12 @@ from .compression import CompressionMode
 from .multiclient import MultiClientMode
 from .multiserver import MultiServerMode
 from .secure import SecureMode
+from .ssh import SshTunnelMode
 
 __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 
 # Order matters: hooks run in this order on send and receive, result shaping too.
 MODES: tuple[type[Mode], ...] = (
     SecureMode, CompressionMode, BidirectionalMode, MultiServerMode, MultiClientMode,
+    SshTunnelMode,
 )
