@@ -4,17 +4,15 @@ A raw DEALER peer speaks netgear's wire format to a REQ/REP receiver that was gi
 compression options. Each forged message is a small PNG (or JPEG) whose container declares
 a huge image; a legitimate sender sends 640x480 frames at 15 fps beside it.
 
-    python benchmarks/hostile_decode.py [--kind png|jpeg] [--side 16384] [--count 20]
+    python benchmarks/hostile_decode.py [--kind png|jpeg] [--shape 16384x16384] [--count 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import msgpack
@@ -22,31 +20,30 @@ import numpy as np
 import psutil
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from netgear import NetGear  # noqa: E402
+from netgear import NetGear
 
 
-def forged(kind: str, side: int) -> tuple[bytes, list[int]]:
-    """A compressed all-black gray image of side x side, small on the wire."""
-    image = np.zeros((side, side), np.uint8)
+def forged(kind: str, shape: list[int]) -> tuple[bytes, list[int]]:
+    """A compressed all-black image of ``shape`` (HxW gray or HxWxC), small on the wire."""
+    image = np.zeros(shape, np.uint8)
     ok, buf = cv2.imencode(".png" if kind == "png" else ".jpg", image,
                            [cv2.IMWRITE_PNG_COMPRESSION, 9] if kind == "png" else [])
     assert ok
-    return buf.tobytes(), [side, side]
+    return buf.tobytes(), shape
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kind", default="png", choices=["png", "jpeg"])
-    ap.add_argument("--side", type=int, default=16384)
+    ap.add_argument("--shape", default="16384x16384", help="HxW (gray) or HxWxC")
     ap.add_argument("--count", type=int, default=20)
     ap.add_argument("--port", type=int, default=5599)
     args = ap.parse_args()
-    payload, shape = forged(args.kind, args.side)
+    payload, shape = forged(args.kind, [int(n) for n in args.shape.split("x")])
     header = {"v": 1, "k": 0, "s": 0, "t": time.time(), "i": 4242, "c": args.kind,
               "d": "|u1", "h": shape}
     if args.kind == "jpeg":
-        header["j"] = ["GRAY", False, False]
+        header["j"] = ["GRAY" if len(shape) == 2 else "BGR", False, False]
     proc = psutil.Process()
     receiver = NetGear(address="127.0.0.1", port=args.port, pattern=1, receive_mode=True,
                        receive_timeout=30)

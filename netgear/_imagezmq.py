@@ -18,7 +18,14 @@ import numpy as np
 import zmq
 
 from netgear.channel import translate_errors
-from netgear.errors import ClosedError, OptionError, PayloadError, TransportError, WireFormatError
+from netgear.errors import (
+    ClosedError,
+    FrameRefusedError,
+    OptionError,
+    PayloadError,
+    TransportError,
+    WireFormatError,
+)
 from netgear.imageinfo import check_budget, jpeg_info
 
 __all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "check_limit", "decode_message",
@@ -141,8 +148,11 @@ def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool,
     if "dtype" not in header:  # a JPEG message
         if max_decoded_bytes is not None:
             # the caller decodes what recv_jpg returns, so it is bounded the same way
-            check_budget(jpeg_info(memoryview(payload).cast("B")), max_decoded_bytes,
-                         "a jpeg image")
+            data = memoryview(payload).cast("B")
+            if bytes(data[:2]) != b"\xff\xd8":
+                raise FrameRefusedError("refused a payload that is not a JPEG; pass "
+                                        "max_decoded_bytes=None to take any format unchecked")
+            check_budget(jpeg_info(data), max_decoded_bytes, "a jpeg image")
         if want_jpg:
             return name, parts[1].bytes
         image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
