@@ -26,6 +26,7 @@ MAX_JPEG_SCANS = 100  # a progressive JPEG has ~10; libjpeg makes a full pass pe
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> channels OpenCV returns with IMREAD_UNCHANGED, for the types we accept
 _PNG_CHANNELS = {0: 1, 2: 3, 6: 4}
+_PNG_REFUSED = (b"PLTE", b"tRNS", b"iCCP", b"zTXt", b"iTXt")
 # JPEG start-of-frame markers libjpeg-turbo decodes in 8-bit mode: baseline, extended,
 # progressive. Lossless, hierarchical and arithmetic-coded frames are refused.
 _SOF_ACCEPTED = {0xC0: False, 0xC1: False, 0xC2: True}
@@ -75,7 +76,8 @@ def png_info(data: memoryview) -> ImageInfo:
         raise WireFormatError(f"png colour type {colour} at {depth} bits is not a frame "
                               "netgear sends (8/16-bit gray, RGB or RGBA)")
     # Walk the chunks before the image data: a palette or transparency chunk would make
-    # OpenCV decode more channels than IHDR implies.
+    # OpenCV decode more channels than IHDR implies, and libpng inflates compressed
+    # profile and text chunks (none of which netgear's senders write).
     at = 8
     for _ in range(MAX_HEADER_SEGMENTS):
         if at + 8 > len(data):
@@ -85,7 +87,7 @@ def png_info(data: memoryview) -> ImageInfo:
             channels, itemsize = _PNG_CHANNELS[colour], depth // 8
             return ImageInfo(height, width, channels, itemsize,
                              height * width * channels * itemsize)
-        if kind in (b"PLTE", b"tRNS"):
+        if kind in _PNG_REFUSED:
             raise WireFormatError(f"png with a {kind.decode()} chunk refused")
         at += 12 + size
     raise WireFormatError("png image data not found within its first chunks")

@@ -400,6 +400,7 @@ def test_unsendable_dtypes_fail_at_the_sender(dtype):
 
 # -- forged images: containers that declare more than they carry (issue 16, finding 4) -----
 FORGE_LIMIT = 256 * 1024  # a small decoded-size budget, so every claim above it is cheap
+MIB = 1 << 20
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -448,6 +449,9 @@ FORGED_CASES = {
                                    [8, 8, 3]), False),
     "png with tRNS (would decode 4 channels)": (
         _forged("png", _png(8, 8, colour=2, extra=_chunk(b"tRNS", bytes(6))), [8, 8, 3]), False),
+    "png with a compressed text chunk (a 1 MiB bomb)": (
+        _forged("png", _png(8, 8, extra=_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(bytes(MIB)))),
+                [8, 8]), False),
     "png 16-bit declared uint8": (_forged("png", _png(8, 8, depth=16), [8, 8]), False),
     "png gray-alpha": (_forged("png", _png(8, 8, colour=4), [8, 8, 2]), False),
     "png chunk walk runs off the end": (
