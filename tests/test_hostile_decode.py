@@ -42,6 +42,9 @@ MIB = 1024 * 1024
 FPS = 15
 LEGIT_SHAPE = (480, 640, 3)
 FORGED = 20
+# The legitimate stream must keep this share of its rate (before the fix: 4 to 17 %); the
+# margin is for a loaded 2-core CI box.
+KEPT_RATE = 0.5
 # What the receiving process may grow by while refusing: the legitimate frames, libzmq's
 # queues of small forged messages, allocator slack. One decoded forgery would be 256 MiB.
 RSS_BOUND = 64 * MIB
@@ -166,7 +169,7 @@ def _assert_survived(result: dict[str, Any], refused: int, bad: int = 0) -> None
     # the whole burst is dealt with in well under a second, between legitimate frames
     assert result["all_refused"] is not None and result["all_refused"] < 2.0, result
     assert result["growth"] < RSS_BOUND, f"grew {result['growth'] / MIB:.0f} MiB"
-    assert result["fps"] > 0.66 * FPS, result  # before the fix: under 1 fps
+    assert result["fps"] > KEPT_RATE * FPS, result
 
 
 @pytest.mark.timeout(60)
@@ -273,15 +276,15 @@ def run_hub_attack(port: int, attack: Any, **hub_options: Any) -> dict[str, Any]
         started = time.monotonic()
         attacker.start()
         frames = 0
-        while time.monotonic() - started < 3.0:
+        # at least 3 s, and until the attacker has had every answer it waits for
+        while time.monotonic() - started < 3.0 or attacker.is_alive():
+            assert time.monotonic() - started < 20, "the attack was not dealt with in 20 s"
             name, got = hub.recv_image()
             hub.send_reply()
             peak = max(peak, _rss())
             assert name == "cam" and got.shape == LEGIT_SHAPE
             frames += 1
         elapsed = time.monotonic() - started
-        attacker.join(15)
-        assert not attacker.is_alive()
         stop.set()
         hub.timeout = 0.2
         while sender.is_alive():  # answer its last request, if any, so it sees stop
@@ -324,7 +327,7 @@ def test_imagehub_refuses_forged_jpegs_beside_a_live_sender(port: int) -> None:
     result = run_hub_attack(port, _dealer_burst(messages))
     assert result["stats"] == {"bad_messages": 0, "refused": FORGED}
     assert result["growth"] < RSS_BOUND, f"grew {result['growth'] / MIB:.0f} MiB"
-    assert result["fps"] > 0.66 * FPS, result
+    assert result["fps"] > KEPT_RATE * FPS, result
 
 
 @pytest.mark.timeout(60)
@@ -333,7 +336,7 @@ def test_imagehub_refuses_non_jpeg_payloads_unless_told(port: int) -> None:
     messages = [[json.dumps({"msg": "evil"}).encode(), png] for _ in range(FORGED)]
     result = run_hub_attack(port, _dealer_burst(messages))
     assert result["stats"] == {"bad_messages": 0, "refused": FORGED}
-    assert result["growth"] < RSS_BOUND and result["fps"] > 0.66 * FPS, result
+    assert result["growth"] < RSS_BOUND and result["fps"] > KEPT_RATE * FPS, result
     with ImageHub(f"tcp://127.0.0.1:{port}", timeout=10, max_decoded_bytes=None) as hub, \
             ImageSender(f"tcp://127.0.0.1:{port}", timeout=10) as sender:
         small = cv2.imencode(".png", np.full((8, 8), 9, np.uint8))[1]
@@ -380,7 +383,7 @@ def _announce_8_gib(port: int) -> None:
 def test_imagehub_disconnects_a_peer_announcing_an_8_gib_part(port: int) -> None:
     result = run_hub_attack(port, _announce_8_gib)
     assert result["growth"] < RSS_BOUND, f"grew {result['growth'] / MIB:.0f} MiB"
-    assert result["fps"] > 0.66 * FPS, result
+    assert result["fps"] > KEPT_RATE * FPS, result
 
 
 def test_imagehub_bounds_are_checked() -> None:
