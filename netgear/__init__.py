@@ -5,6 +5,7 @@ from __future__ import annotations
 from .errors import (
     ClosedError,
     DependencyError,
+    FrameRefusedError,
     NetGearError,
     OptionError,
     PayloadError,
@@ -26,6 +27,7 @@ __all__ = [
     "CamGear",
     "ClosedError",
     "DependencyError",
+    "FrameRefusedError",
     "ImageHub",
     "ImageSender",
     "NetGear",

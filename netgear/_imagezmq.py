@@ -11,19 +11,29 @@ import json
 import math
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
 import zmq
 
 from netgear.channel import translate_errors
-from netgear.errors import ClosedError, OptionError, PayloadError, TransportError, WireFormatError
+from netgear.errors import (
+    ClosedError,
+    FrameRefusedError,
+    OptionError,
+    PayloadError,
+    TransportError,
+    WireFormatError,
+)
+from netgear.imageinfo import check_budget, jpeg_info
 
-__all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "decode_message", "encode_header"]
+__all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "check_limit", "decode_message",
+           "encode_header"]
 
 SLICE_MS = 100  # blocking waits poll in slices so close() from another thread stays prompt
 NUMERIC_KINDS = "biuf"
+MAX_HEADER_BYTES = 64 * 1024  # a name, a dtype and a shape; json nests deeper than Python
 
 
 def _check_timeout(timeout: Optional[float]) -> Optional[float]:
@@ -33,6 +43,16 @@ def _check_timeout(timeout: Optional[float]) -> Optional[float]:
         raise OptionError(f"timeout must be a positive number of seconds or None, not {timeout!r}",
                           "timeout")
     return float(timeout)
+
+
+def check_limit(name: str, value: Any, low: int, nullable: bool = False) -> Any:
+    """A constructor bound: an int of at least ``low`` (or None where that means unbounded)."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        more = " or None" if nullable else ""
+        raise OptionError(f"{name} must be an integer >= {low}{more}, not {value!r}", name)
+    return value
 
 
 def encode_header(msg: Any, **extra: Any) -> bytes:
@@ -57,9 +77,12 @@ class Endpoint:
         self._closing = threading.Event()
         self._socket: Optional[zmq.Socket] = None
 
-    def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0) -> zmq.Socket:
+    def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0,
+                    limits: Optional[Callable[[zmq.Socket], None]] = None) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, linger)
+        if limits is not None:
+            limits(sock)  # before bind: accepted connections take the socket's options
         try:
             with translate_errors(f"{'binding' if bind else 'connecting'} {address}"):
                 if bind:
@@ -107,17 +130,29 @@ class Endpoint:
         self.close()
 
 
-def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool) -> tuple[Any, Any]:
+def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool,
+                   max_decoded_bytes: Optional[int]) -> tuple[Any, Any]:
+    """``(name, image or JPEG bytes)``; a JPEG is checked against ``max_decoded_bytes``
+    from its header before it is decoded or handed out (None: anything OpenCV reads)."""
     if len(parts) != 2:
         raise WireFormatError(f"expected 2 frames (header, payload), got {len(parts)}")
+    if len(parts[0]) > MAX_HEADER_BYTES:
+        raise WireFormatError(f"header of {len(parts[0])} bytes is too large")
     try:
         header = json.loads(parts[0].bytes)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WireFormatError(f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict) or "msg" not in header:
         raise WireFormatError("header has no 'msg'")
     name, payload = header["msg"], parts[1].buffer
     if "dtype" not in header:  # a JPEG message
+        if max_decoded_bytes is not None:
+            # the caller decodes what recv_jpg returns, so it is bounded the same way
+            data = memoryview(payload).cast("B")
+            if bytes(data[:2]) != b"\xff\xd8":
+                raise FrameRefusedError("refused a payload that is not a JPEG; pass "
+                                        "max_decoded_bytes=None to take any format unchecked")
+            check_budget(jpeg_info(data), max_decoded_bytes, "a jpeg image")
         if want_jpg:
             return name, parts[1].bytes
         image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ClosedError",
     "DependencyError",
+    "FrameRefusedError",
     "NetGearError",
     "OptionError",
     "PayloadError",
@@ -62,6 +63,11 @@ class ClosedError(NetGearError):
 
 class WireFormatError(NetGearError):
     """A received message does not follow the netgear wire format; it is dropped."""
+
+
+class FrameRefusedError(WireFormatError):
+    """A received frame is well formed but over a receiver limit (``max_decoded_bytes``, a
+    codec outside ``accepted_codecs``); it is dropped and counted in ``stats['refused']``."""
 
 
 class SecurityError(NetGearError):

@@ -18,23 +18,31 @@ from netgear._imagezmq import (
     NUMERIC_KINDS,
     SLICE_MS,
     Endpoint,
+    check_limit,
     decode_message,
     encode_header,
 )
 from netgear.channel import translate_errors
 from netgear.errors import (
     ClosedError,
+    FrameRefusedError,
     OptionError,
     PayloadError,
     PeerTimeoutError,
     UsageError,
     WireFormatError,
 )
+from netgear.imageinfo import DEFAULT_MAX_DECODED_BYTES
 
 __all__ = ["ImageHub", "ImageSender"]
 
 _LOG = logging.getLogger(__name__)
 _PUB_LINGER_MS = 200  # a closing PUB gets this long to flush its last frames, then drops them
+# 8K with alpha (7680 x 4320 x 4 = 132.7 MB) fits in one part
+HUB_MAX_FRAME_BYTES = 128 * 1024 * 1024
+# REQ/REP: a REQ sender has one image in flight, so more are queued only for a raw peer.
+# PUB/SUB: a hub holds a burst its publishers send (a tracked PUB waits until it is taken).
+HUB_QUEUE_FRAMES = {True: 4, False: 64}
 
 
 class ImageSender(Endpoint):
@@ -150,23 +158,53 @@ class ImageHub(Endpoint):
         REQ_REP: True (default) for REQ/REP, False for PUB/SUB.
         timeout: seconds recv_image()/recv_jpg() wait before raising :class:`PeerTimeoutError`;
             None (default) waits forever.
+        max_frame_bytes: largest message part accepted (128 MiB: an 8K BGRA image). libzmq
+            disconnects a peer that announces a larger part, before allocating anything.
+        queue_frames: messages queued per sender before libzmq stops reading from it (None:
+            4 for REQ/REP, 64 for PUB/SUB), so a hub holds at most about
+            ``(queue_frames + 1) * max_frame_bytes`` per sender.
+        max_decoded_bytes: most bytes decoding one JPEG may allocate (128 MiB), read from its
+            header before recv_image() decodes it or recv_jpg() returns it; a larger one, or
+            a payload that is not a JPEG, is dropped and counted in ``stats['refused']``.
+            None decodes whatever OpenCV reads, unchecked (imagezmq's behaviour).
     """
 
     def __init__(self, open_port: str = "tcp://*:5555", REQ_REP: bool = True,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, *,
+                 max_frame_bytes: int = HUB_MAX_FRAME_BYTES,
+                 queue_frames: Optional[int] = None,
+                 max_decoded_bytes: Optional[int] = DEFAULT_MAX_DECODED_BYTES) -> None:
+        self.max_frame_bytes = check_limit("max_frame_bytes", max_frame_bytes, 1024)
+        self.queue_frames = check_limit("queue_frames", queue_frames, 1, nullable=True)
+        self.max_decoded_bytes = check_limit("max_decoded_bytes", max_decoded_bytes, 1024,
+                                             nullable=True)
         super().__init__(open_port, REQ_REP, timeout)
+        if self.queue_frames is None:
+            self.queue_frames = HUB_QUEUE_FRAMES[self.REQ_REP]
         self._reply_pending = False
+        self._counts = {"bad_messages": 0, "refused": 0}
         try:
             if self.REQ_REP:
-                self._socket = self._new_socket(zmq.REP, open_port, bind=True)
+                self._socket = self._new_socket(zmq.REP, open_port, bind=True,
+                                                limits=self._limits)
             else:
                 self._socket = self._ctx.socket(zmq.SUB)
                 self._socket.setsockopt(zmq.LINGER, 0)
+                self._limits(self._socket)
                 self._socket.setsockopt(zmq.SUBSCRIBE, b"")
                 self._connect(open_port)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Messages dropped: ``bad_messages`` (malformed), ``refused`` (over a limit)."""
+        return dict(self._counts)
+
+    def _limits(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
+        sock.setsockopt(zmq.RCVHWM, self.queue_frames)
 
     def connect(self, open_port: str) -> None:
         """PUB/SUB only: also receive from the sender bound at ``open_port``."""
@@ -222,9 +260,15 @@ class ImageHub(Endpoint):
                 parts = sock.recv_multipart(copy=False)
                 self._reply_pending = self.REQ_REP
                 try:
-                    return decode_message(parts, want_jpg, copy)
+                    return decode_message(parts, want_jpg, copy, self.max_decoded_bytes)
                 except (WireFormatError, cv2.error) as exc:
-                    _LOG.warning("dropped a malformed message at %s: %s", self.address, exc)
+                    counter = "refused" if isinstance(exc, FrameRefusedError) else "bad_messages"
+                    self._counts[counter] += 1
+                    count = self._counts[counter]
+                    # 1st, 2nd, 4th, 8th...: a peer spraying bad messages must not flood the log
+                    level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
+                    _LOG.log(level, "dropped a message at %s (%d so far in stats[%r]): %s",
+                             self.address, count, counter, exc)
                     if self.REQ_REP:
                         sock.send(b"ERROR: malformed message")
                         self._reply_pending = False

@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .codecs import CODECS
 from .errors import OptionError
+from .imageinfo import DEFAULT_MAX_DECODED_BYTES
 
 __all__ = ["CORE_OPTIONS", "Option", "options_table", "validate_options"]
 
@@ -102,6 +104,12 @@ def _valid_flag(value: int) -> str | None:
     return None if value in (0, 1) else "must be 0 or zmq.NOBLOCK (1)"
 
 
+def _valid_codecs(value: list[Any] | tuple[Any, ...]) -> str | None:
+    if not value or not all(isinstance(c, str) and c in CODECS for c in value):
+        return "must be a non-empty list of " + ", ".join(repr(c) for c in CODECS)
+    return None
+
+
 CORE_OPTIONS: tuple[Option, ...] = (
     Option(
         "flag",
@@ -167,6 +175,26 @@ CORE_OPTIONS: tuple[Option, ...] = (
         "announces more, before allocating anything; send() raises PayloadError for a larger "
         "frame.",
         check=in_range(1024, 1 << 40),
+    ),
+    Option(
+        "max_decoded_bytes",
+        (int,),
+        DEFAULT_MAX_DECODED_BYTES,
+        "Receivers: most bytes decoding one compressed frame may allocate (128 MiB fits 8K "
+        "with alpha; JPEG colour counts 4 bytes a pixel, plus progressive work buffers). "
+        "Checked from the PNG/JPEG/BMP header before decoding; a frame over it is dropped "
+        "and counted in stats['refused']. Raw frames are bounded by max_frame_bytes.",
+        check=in_range(1024, 1 << 40),
+    ),
+    Option(
+        "accepted_codecs",
+        (list, tuple),
+        None,
+        "Receivers: the frame codecs decoded, from 'raw', 'jpeg', 'png', 'bmp'. None (all) "
+        "decodes whatever a sender chose; e.g. ['raw'] refuses compressed frames (counted in "
+        "stats['refused']).",
+        check=_valid_codecs,
+        nullable=True,
     ),
     Option(
         "queue_bytes",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .codecs import decode_frame
-from .errors import PeerTimeoutError, WireFormatError
+from .errors import FrameRefusedError, PeerTimeoutError, WireFormatError
 from .jpegstrips import WorkerPool, auto_threads
 from .modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
@@ -65,6 +65,9 @@ class Receiver:
         threads = opts.get("jpeg_compression_threads")
         self.decoders = WorkerPool(auto_threads() if threads is None else threads,
                                    "netgear-jpeg-decode")
+        self.max_decoded: int = opts["max_decoded_bytes"]
+        codecs = opts["accepted_codecs"]
+        self.codecs = None if codecs is None else frozenset(codecs)
         if self.conflate:
             self.pump = threading.Thread(target=self._run_pump, name="netgear-conflate",
                                          daemon=True)
@@ -179,7 +182,7 @@ class Receiver:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
         incoming.pool = self.decoders
         try:
-            incoming.frame = decode_frame(incoming)
+            incoming.frame = decode_frame(incoming, self.max_decoded, self.codecs)
         except WireFormatError as exc:
             # its header was fine, so it was counted as a frame on arrival: take that back
             self.stats.stream(_stream_of(incoming, self.settings.port)).discard(
@@ -199,12 +202,19 @@ class Receiver:
             return None
 
     def _count_bad(self, exc: WireFormatError) -> None:
-        self.stats.bad_messages += 1
+        if isinstance(exc, FrameRefusedError):  # well formed, but over a receiver limit
+            self.stats.refused += 1
+        else:
+            self.stats.bad_messages += 1
         # once per kind of defect: a peer spraying garbage must not flood the log
         kind = str(exc).split(" ", 2)[:2]
         key = " ".join(kind)
         if key not in self.warned and len(self.warned) < 64:
             self.warned.add(key)
+            if isinstance(exc, FrameRefusedError):
+                logger.warning("frame refused (further ones of this kind are only counted "
+                               "in stats['refused']): %s", exc)
+                return
             logger.warning("malformed message dropped (further ones of this kind are only "
                            "counted in stats['bad_messages']): %s", exc)
 

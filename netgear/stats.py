@@ -71,6 +71,7 @@ class Stats:
 
     streams: dict[str, StreamStats] = field(default_factory=dict)
     bad_messages: int = 0  # malformed messages dropped
+    refused: int = 0  # well-formed frames over a receiver limit (max_decoded_bytes, codecs)
     duplicates: int = 0  # retried frames and repeated end markers, answered but not delivered
     conflated: int = 0  # older frames a conflating receiver skipped for a newer one
     sent: int = 0  # frames a sender handed to the socket
@@ -92,6 +93,7 @@ class Stats:
         return {
             "streams": {k: v.as_dict() for k, v in streams},
             "bad_messages": self.bad_messages,
+            "refused": self.refused,
             "duplicates": self.duplicates,
             "conflated": self.conflated,
             "sent": self.sent,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import struct
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 import netgear  # noqa: F401  (imports every mode, so every codec's decoder is registered)
 from netgear.codecs import decode_frame
-from netgear.errors import PayloadError, WireFormatError
+from netgear.errors import FrameRefusedError, PayloadError, WireFormatError
 from netgear.wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
 
 # derandomize: the same examples on every run, so a failure is reproducible and CI is stable
@@ -394,3 +396,151 @@ def test_unsendable_dtypes_fail_at_the_sender(dtype):
         encode(Outgoing(FRAME, 0, frame))
     with pytest.raises(PayloadError):
         encode(Outgoing(REPLY, 0, message={"a": frame}))
+
+
+# -- forged images: containers that declare more than they carry (issue 16, finding 4) -----
+FORGE_LIMIT = 256 * 1024  # a small decoded-size budget, so every claim above it is cheap
+MIB = 1 << 20
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png(width: int, height: int, depth: int = 8, colour: int = 0, extra: bytes = b"") -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + extra
+            + _chunk(b"IDAT", zlib.compress(bytes(64))) + _chunk(b"IEND", b""))
+
+
+def _sof(height: int, width: int, marker: int = 0xC0, precision: int = 8,
+         components: int = 1) -> bytes:
+    body = bytes([precision]) + struct.pack(">HH", height, width) + bytes([components])
+    body += b"".join(bytes([i + 1, 0x11, 0]) for i in range(components))
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def _jpeg(height: int, width: int, marker: int = 0xC0, scans: int = 1, **sof: Any) -> bytes:
+    sos = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00"
+    return b"\xff\xd8" + _sof(height, width, marker, **sof) + sos * scans + bytes(16) + b"\xff\xd9"
+
+
+def _bmp(width: int, height: int, bits: int = 24, compression: int = 0, dib: int = 40,
+         pixels: int | None = None) -> bytes:
+    stride = (width * bits + 31) // 32 * 4
+    size = stride * abs(height) if pixels is None else pixels
+    info = struct.pack("<IiiHHI", dib, width, height, 1, bits, compression) + bytes(dib - 20)
+    return b"BM" + struct.pack("<IHHI", 14 + dib + size, 0, 0, 14 + dib) + info + bytes(size)
+
+
+def _forged(codec: str, payload: bytes, shape: list[int], descr: str = "|u1",
+            **extra: Any) -> list[bytes]:
+    if codec == "jpeg":
+        extra.setdefault("j", ["GRAY" if len(shape) == 2 else "BGR", False, False])
+    return [_header(c=codec, d=descr, h=shape, **extra), payload]
+
+
+# (parts, refused): refused over the budget (FrameRefusedError), else malformed
+FORGED_CASES = {
+    "png claims 16384^2, declared to match": (
+        _forged("png", _png(16384, 16384), [16384, 16384]), True),
+    "png claims more than declared": (_forged("png", _png(4096, 4096), [8, 8]), False),
+    "png with a palette": (_forged("png", _png(8, 8, colour=3, extra=_chunk(b"PLTE", bytes(3))),
+                                   [8, 8, 3]), False),
+    "png with tRNS (would decode 4 channels)": (
+        _forged("png", _png(8, 8, colour=2, extra=_chunk(b"tRNS", bytes(6))), [8, 8, 3]), False),
+    "png with a compressed text chunk (a 1 MiB bomb)": (
+        _forged("png", _png(8, 8, extra=_chunk(b"zTXt", b"k\x00\x00" + zlib.compress(bytes(MIB)))),
+                [8, 8]), False),
+    "png 16-bit declared uint8": (_forged("png", _png(8, 8, depth=16), [8, 8]), False),
+    "png gray-alpha": (_forged("png", _png(8, 8, colour=4), [8, 8, 2]), False),
+    "png chunk walk runs off the end": (
+        _forged("png", _png(8, 8)[:33] + struct.pack(">I", 2**31) + b"tEXt", [8, 8]), False),
+    "jpeg claims 16384^2, declared to match": (
+        _forged("jpeg", _jpeg(16384, 16384), [16384, 16384]), True),
+    "jpeg claims more than declared": (_forged("jpeg", _jpeg(4096, 4096), [8, 8]), False),
+    "jpeg colour fits only at 3 bytes a pixel": (
+        _forged("jpeg", _jpeg(256, 256, components=3), [256, 256, 3]), True),
+    "jpeg progressive, coefficients over budget": (
+        _forged("jpeg", _jpeg(256, 512, 0xC2, components=1), [256, 512]), True),
+    "jpeg progressive, 200 scans": (_forged("jpeg", _jpeg(8, 8, 0xC2, scans=200), [8, 8]), True),
+    "jpeg arithmetic coding": (_forged("jpeg", _jpeg(8, 8, 0xC9), [8, 8]), False),
+    "jpeg lossless": (_forged("jpeg", _jpeg(8, 8, 0xC3), [8, 8]), False),
+    "jpeg 12-bit": (_forged("jpeg", _jpeg(8, 8, precision=12), [8, 8]), False),
+    "jpeg height from DNL (0)": (_forged("jpeg", _jpeg(0, 8), [8, 8]), False),
+    "jpeg two frame headers": (
+        _forged("jpeg", b"\xff\xd8" + _sof(8, 8) + _jpeg(4096, 4096)[2:], [8, 8]), False),
+    "jpeg without a frame header": (_forged("jpeg", b"\xff\xd8\xff\xda\x00\x02", [8, 8]), False),
+    "jpeg of fill bytes only": (_forged("jpeg", b"\xff\xd8" + b"\xff" * 4096, [8, 8]), False),
+    "jpeg band claims more rows": (
+        _forged("jpeg", _jpeg(4096, 64) + _jpeg(64, 64), [128, 64],
+                b=[[64, len(_jpeg(4096, 64))], [64, len(_jpeg(64, 64))]]), False),
+    "jpeg bands over budget together": (
+        _forged("jpeg", _jpeg(256, 512, components=3) * 2, [512, 512, 3],
+                b=[[256, len(_jpeg(256, 512, components=3))]] * 2), True),
+    "bmp claims 16384^2 with no pixels": (
+        _forged("bmp", _bmp(16384, 16384, pixels=0), [16384, 16384, 3]), True),
+    "bmp claims 4096^2 with no pixels": (
+        _forged("bmp", _bmp(4096, 4096, bits=8, pixels=0), [4096, 4096]), True),
+    "bmp run-length encoded": (_forged("bmp", _bmp(8, 8, bits=8, compression=1), [8, 8]), False),
+    "bmp core header": (_forged("bmp", _bmp(8, 8, dib=12 + 8), [8, 8, 3]), False),
+    "bmp truncated pixels": (_forged("bmp", _bmp(64, 64, pixels=100), [64, 64, 3]), False),
+    "bmp 32-bit declared 3 channels": (_forged("bmp", _bmp(8, 8, bits=32), [8, 8, 3]), False),
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", list(FORGED_CASES))
+def test_forged_images_are_refused_before_decoding(name):
+    parts, refused = FORGED_CASES[name]
+    size = sum(len(p) for p in parts)
+    with _traced() as peak, pytest.raises(WireFormatError) as info:
+        decode_frame(decode(parts), FORGE_LIMIT)
+    assert isinstance(info.value, FrameRefusedError) == refused, info.value
+    assert peak[0] <= ALLOC_FACTOR * size + ALLOC_SLACK
+
+
+def _real_image(codec: str, shape: tuple[int, ...]) -> bytes:
+    import cv2
+
+    image = np.arange(math.prod(shape), dtype=np.uint8).reshape(shape)
+    return cv2.imencode({"png": ".png", "bmp": ".bmp", "jpeg": ".jpg"}[codec], image)[1].tobytes()
+
+
+# byte offsets of the fields a forger rewrites (width/height, type fields)
+_PNG_FIELDS = [(16, 4), (20, 4), (24, 1), (25, 1)]
+_BMP_FIELDS = [(18, 4), (22, 4), (28, 2), (30, 4), (14, 4), (10, 4)]
+
+
+@pytest.mark.timeout(60)
+@FUZZ
+@given(data=st.data())
+def test_forged_containers_never_decode_beyond_the_budget(data):
+    """Real images with header fields rewritten, declared shapes to match or not: refused, or
+    a frame of exactly the declared shape within the budget, and never a larger allocation."""
+    codec = data.draw(st.sampled_from(["png", "bmp", "jpeg"]))
+    shape = data.draw(st.sampled_from([(8, 8), (16, 24, 3), (8, 8, 4)] if codec != "jpeg"
+                                      else [(8, 8), (16, 24, 3)]))
+    payload = bytearray(_real_image(codec, shape))
+    dims = st.one_of(st.integers(0, 70000), st.sampled_from([2**31 - 1, 2**32 - 1, 1, 8]))
+    if codec == "jpeg":
+        at = payload.index(b"\xff\xc0")
+        fields = [(at + 5, 2), (at + 7, 2), (at + 1, 1), (at + 4, 1), (at + 9, 1)]
+    else:
+        fields = _PNG_FIELDS if codec == "png" else _BMP_FIELDS
+    for offset, width in data.draw(st.lists(st.sampled_from(fields), max_size=3)):
+        value = data.draw(dims) % (1 << (8 * width))
+        payload[offset:offset + width] = value.to_bytes(width, "little" if codec == "bmp"
+                                                        else "big")
+    declared = data.draw(st.one_of(st.just(list(shape)),
+                                   st.lists(st.integers(1, 70000), min_size=2, max_size=3)))
+    if codec == "png" and data.draw(st.booleans()):
+        # keep the CRC right, so libpng itself would accept the forged IHDR
+        payload[29:33] = struct.pack(">I", zlib.crc32(bytes(payload[12:29])))
+    parts = _forged(codec, bytes(payload), declared)
+    frame = None
+    with _traced() as peak, contextlib.suppress(WireFormatError):
+        frame = decode_frame(decode(parts), FORGE_LIMIT)
+    assert peak[0] <= 2 * FORGE_LIMIT + ALLOC_FACTOR * len(payload) + ALLOC_SLACK
+    if frame is not None:
+        assert list(frame.shape) == declared and frame.nbytes <= FORGE_LIMIT

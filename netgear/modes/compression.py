@@ -3,20 +3,22 @@
 The sender encodes in ``on_send``; the header names the codec (``c``: jpeg, png or
 bmp) and the original frame (``d`` dtype, ``h`` shape, ``j`` JPEG colorspace and
 decode flags), so any receiver decodes it back to the sender's exact shape without
-being configured. The decoders are registered when this module is imported.
+being configured. The decoders live in :mod:`netgear.decoders`, registered when this
+module is imported.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..codecs import register_decoder
-from ..errors import DependencyError, OptionError, PayloadError, WireFormatError
-from ..jpegstrips import MAX_BANDS, WorkerPool, auto_threads, check_layout, plan_bands, split
+from ..decoders import COLORSPACES
+from ..decoders import cv2_module as _cv2
+from ..decoders import simplejpeg_module as _simplejpeg
+from ..errors import OptionError, PayloadError
+from ..jpegstrips import MAX_BANDS, WorkerPool, auto_threads, plan_bands, split
 from ..options import Option, in_range, one_of
 from ..settings import Settings
 from ..wire import FRAME, Incoming, Outgoing, dtype_descr
@@ -26,34 +28,13 @@ __all__ = ["CompressionMode"]
 
 logger = logging.getLogger(__name__)
 
-COLORSPACES = ("BGR", "RGB", "GRAY", "BGRX", "RGBX", "XBGR", "XRGB",
-               "BGRA", "RGBA", "ABGR", "ARGB", "CMYK")
 FORMATS = (".jpg", ".png", ".bmp")
 # What each cv2 format keeps losslessly or at all: dtypes and channel counts.
 _CV2_DTYPES = {".jpg": ("uint8",), ".png": ("uint8", "uint16"), ".bmp": ("uint8",)}
 _CV2_CHANNELS = {".jpg": (1, 3), ".png": (1, 3, 4), ".bmp": (1, 3, 4)}
-# A few kilobytes of JPEG or PNG can claim gigapixels; refuse to allocate beyond this.
-MAX_DECODED_BYTES = 1 << 28
 _JPEG_SUBOPTIONS = ("jpeg_compression_quality", "jpeg_compression_fastdct",
                     "jpeg_compression_fastupsample", "jpeg_compression_colorsubsampling",
                     "jpeg_compression_threads")
-
-
-def _simplejpeg() -> Any:
-    try:
-        import simplejpeg
-    except ImportError as exc:
-        raise DependencyError("jpeg_compression needs simplejpeg: pip install simplejpeg") from exc
-    return simplejpeg
-
-
-def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise DependencyError("compression_format needs OpenCV: "
-                              "pip install opencv-python-headless") from exc
-    return cv2
 
 
 def _check_jpeg(value: Any) -> str | None:
@@ -255,111 +236,3 @@ def _cv2_params(fmt: str, param: Any) -> list[int]:
         flag = cv2.IMWRITE_JPEG_QUALITY if fmt == ".jpg" else cv2.IMWRITE_PNG_COMPRESSION
         return [flag, param]
     return [int(v) for v in param]
-
-
-# -- receiving side: registered decoders ---------------------------------------------------
-def _declared(incoming: Incoming) -> tuple[tuple[int, ...], np.dtype]:
-    """The original frame's shape and dtype from the header, checked before any decoding."""
-    header = incoming.header
-    shape, descr = header.get("h"), header.get("d")
-    if (not isinstance(shape, list) or len(shape) not in (2, 3)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-            or descr not in ("|u1", np.dtype(np.uint16).str)):
-        raise WireFormatError(f"bad shape {shape!r} or dtype {descr!r} for a "
-                              f"{incoming.codec} frame")
-    dtype = np.dtype(descr)
-    if math.prod(shape) * dtype.itemsize > MAX_DECODED_BYTES:
-        raise WireFormatError(f"{incoming.codec} frame of shape {shape} is too large")
-    return tuple(shape), dtype
-
-
-def _decode_jpeg(incoming: Incoming) -> np.ndarray:
-    shape, dtype = _declared(incoming)
-    meta = incoming.header.get("j")
-    if (dtype != np.uint8 or not isinstance(meta, list) or len(meta) != 3
-            or meta[0] not in COLORSPACES or not all(isinstance(f, bool) for f in meta[1:])):
-        raise WireFormatError(f"bad JPEG description {meta!r}")
-    colorspace, fastdct, fastupsample = meta
-    channels = 1 if len(shape) == 2 else shape[2]
-    if channels != len(colorspace.replace("GRAY", "G")):
-        raise WireFormatError(f"JPEG colorspace {colorspace} does not fit shape {list(shape)}")
-    simplejpeg = _simplejpeg()
-    layout = incoming.header.get("b")
-    if layout is not None:
-        return _decode_bands(incoming, layout, shape, channels, meta)
-    try:
-        height, width = simplejpeg.decode_jpeg_header(incoming.payload)[:2]
-        if (height, width) != shape[:2]:
-            raise WireFormatError(f"JPEG is {height}x{width}, header says {list(shape)}")
-        image = simplejpeg.decode_jpeg(incoming.payload, colorspace=colorspace,
-                                       fastdct=fastdct, fastupsample=fastupsample)
-    except ValueError as exc:
-        raise WireFormatError(f"JPEG payload cannot be decoded: {exc}") from exc
-    return image.reshape(shape)
-
-
-def _decode_bands(incoming: Incoming, layout: Any, shape: tuple[int, ...], channels: int,
-                  meta: list[Any]) -> np.ndarray:
-    """Decode each band straight into its rows of one array, on the receiver's pool."""
-    simplejpeg = _simplejpeg()
-    colorspace, fastdct, fastupsample = meta
-    payload = memoryview(incoming.payload).cast("B")
-    bands = check_layout(layout, shape[0], payload.nbytes)
-    image = np.empty((shape[0], shape[1], channels), np.uint8)
-    jobs, top, start = [], 0, 0
-    for rows, size in bands:
-        jobs.append((payload[start:start + size], image[top:top + rows], rows))
-        top, start = top + rows, start + size
-
-    def decode(job: tuple[memoryview, np.ndarray, int]) -> None:
-        data, target, rows = job
-        try:
-            if tuple(simplejpeg.decode_jpeg_header(data)[:2]) != (rows, shape[1]):
-                raise WireFormatError(f"a JPEG band is not {rows}x{shape[1]}")
-            simplejpeg.decode_jpeg(data, colorspace=colorspace, fastdct=fastdct,
-                                   fastupsample=fastupsample, buffer=target)
-        except ValueError as exc:
-            raise WireFormatError(f"JPEG band cannot be decoded: {exc}") from exc
-
-    pool = incoming.pool
-    if pool is None:
-        for job in jobs:
-            decode(job)
-    else:
-        pool.map(decode, jobs)
-    return image.reshape(shape)
-
-
-def _png_size(data: memoryview) -> tuple[int, int] | None:
-    if len(data) < 24 or bytes(data[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(data[12:16]) != b"IHDR":
-        return None
-    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-
-
-def _bmp_size(data: memoryview) -> tuple[int, int] | None:
-    if len(data) < 26 or bytes(data[:2]) != b"BM":
-        return None
-    # height is negative for top-down bitmaps
-    height = abs(int.from_bytes(data[22:26], "little", signed=True))
-    return height, int.from_bytes(data[18:22], "little", signed=True)
-
-
-def _decode_cv2(incoming: Incoming) -> np.ndarray:
-    shape, dtype = _declared(incoming)
-    data = memoryview(incoming.payload).cast("B")
-    size = (_png_size if incoming.codec == "png" else _bmp_size)(data)
-    if size != shape[:2]:
-        # checked before decoding so a small payload cannot make us allocate a huge image
-        raise WireFormatError(f"{incoming.codec} image size {size} does not match header "
-                              f"shape {list(shape)}")
-    cv2 = _cv2()
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype != dtype or image.size != math.prod(shape):
-        raise WireFormatError(f"{incoming.codec} payload does not decode to {dtype} "
-                              f"{list(shape)}")
-    return image.reshape(shape)
-
-
-register_decoder("jpeg", _decode_jpeg)
-register_decoder("png", _decode_cv2)
-register_decoder("bmp", _decode_cv2)
