@@ -24,150 +24,38 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import itertools
-import json
 import os
-import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-PREFIX = "ngtest-"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:  # imported from tests/ too, which puts only tests/ on the path
+    sys.path.insert(0, _HERE)
+
+from netsys import (  # noqa: E402
+    PREFIX,
+    STEP_TIMEOUT,
+    Events,
+    NetFaultError,
+    available,
+    cleanup_stale,
+    delete_namespace,
+    kill_pids,
+    namespaces,
+)
+from netsys import run as _sh  # noqa: E402
+
+__all__ = ["ADDR", "BRIDGE", "PREFIX", "Events", "NetFaultError", "Topology", "available",
+           "bridged", "cleanup_stale", "namespaces", "pair"]
+
 ADDR = {"a": "10.200.0.1", "b": "10.200.0.2"}
 BRIDGE = Path(__file__).resolve().with_name("netbridge.py")
-STEP_TIMEOUT = 15.0  # one ip/tc command, a loaded 2-core box included
 _counter = itertools.count()
 _open: list[Topology] = []
-
-
-class NetFaultError(RuntimeError):
-    """A command building or tearing down a topology failed (the message says which)."""
-
-
-def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=STEP_TIMEOUT)
-    if check and done.returncode != 0:
-        raise NetFaultError(f"`{' '.join(argv)}` failed ({done.returncode}): "
-                            f"{done.stderr.strip() or done.stdout.strip()}")
-    return done
-
-
-@functools.cache
-def available() -> str | None:
-    """None when namespaces and veths can be made here, else why not (for pytest.skip)."""
-    if not sys.platform.startswith("linux"):
-        return f"network namespaces need Linux (this is {sys.platform})"
-    if os.geteuid() != 0:
-        return "network namespaces need root (run the tests as root)"
-    if shutil.which("ip") is None:
-        return "iproute2's `ip` is not installed (apt-get install iproute2)"
-    probe = f"{PREFIX}{os.getpid()}-probe"
-    try:
-        _run(["ip", "netns", "add", probe])
-    except (NetFaultError, OSError, subprocess.SubprocessError) as exc:
-        return f"cannot create a network namespace: {exc}"
-    try:
-        _run(["ip", "-n", probe, "link", "add", "p0", "type", "veth", "peer", "name", "p1"])
-    except (NetFaultError, OSError, subprocess.SubprocessError) as exc:
-        return f"cannot create a veth pair: {exc}"
-    finally:
-        _run(["ip", "netns", "del", probe], check=False)
-    return None
-
-
-def namespaces(prefix: str = PREFIX) -> list[str]:
-    """Names from ``ip netns list`` that start with ``prefix``."""
-    out = _run(["ip", "netns", "list"], check=False).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _kill_pids(pids: list[int], grace: float = 5.0) -> None:
-    """SIGKILL each pid through a pidfd (never a recycled pid) and wait for it to exit."""
-    fds = []
-    for pid in pids:
-        try:
-            fd = os.pidfd_open(pid)
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            fds.append(fd)
-        except (ProcessLookupError, OSError):
-            continue
-    deadline = time.monotonic() + grace
-    try:
-        while fds and time.monotonic() < deadline:
-            ready, _, _ = select.select(fds, [], [], deadline - time.monotonic())
-            for fd in ready:
-                fds.remove(fd)
-                os.close(fd)
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _delete_namespace(name: str) -> None:
-    out = _run(["ip", "netns", "pids", name], check=False).stdout
-    _kill_pids([int(p) for p in out.split() if p.isdigit()])
-    _run(["ip", "netns", "del", name], check=False)
-
-
-def cleanup_stale(prefix: str = PREFIX) -> list[str]:
-    """Delete namespaces named ``<prefix><pid>-...`` whose owning process is gone.
-
-    Processes still inside them are killed first. A live owner (a parallel run) keeps its
-    namespaces. Returns the names deleted.
-    """
-    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
-    removed = []
-    for name in namespaces(prefix):
-        match = pattern.match(name)
-        if match and not _pid_alive(int(match.group(1))):
-            _delete_namespace(name)
-            removed.append(name)
-    return removed
-
-
-class Events:
-    """JSON-lines events (``{"event": kind, ...}``) from a child's stdout pipe, with timeouts.
-
-    A buffered ``readline()`` could block forever on a silent child; this never does.
-    """
-
-    def __init__(self, proc: subprocess.Popen[Any]) -> None:
-        if proc.stdout is None:
-            raise NetFaultError("Events: start the process with stdout=subprocess.PIPE")
-        self.proc, self.fd, self.buf = proc, proc.stdout.fileno(), b""
-
-    def next(self, kind: str, timeout: float) -> dict[str, Any]:
-        """The next event of ``kind`` (earlier events of other kinds are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                event = json.loads(line)
-                if event.get("event") == kind:
-                    return event
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                raise NetFaultError(f"{self.proc.args}: no {kind!r} event within {timeout} s")
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                raise NetFaultError(f"{self.proc.args} exited before its {kind!r} event")
-            self.buf += chunk
 
 
 class Topology:
@@ -232,23 +120,23 @@ class Topology:
         self.close()
 
     def _ip(self, role: str, *args: str) -> None:
-        _run(["ip", "-n", self.ns[role], *args])
+        _sh(["ip", "-n", self.ns[role], *args])
 
     def _build(self) -> None:
         for role, name in self.ns.items():
-            _run(["ip", "netns", "add", name])
+            _sh(["ip", "netns", "add", name])
             # No IPv6: its router solicitations and DAD would be frames the tests count.
-            _run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
+            _sh(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
                   "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
             self._ip(role, "link", "set", "lo", "up")
         if self.shape == "pair":
             ends = {"a": "to-b", "b": "to-a"}
-            _run(["ip", "link", "add", "to-b", "netns", self.ns["a"], "type", "veth",
+            _sh(["ip", "link", "add", "to-b", "netns", self.ns["a"], "type", "veth",
                   "peer", "name", "to-a", "netns", self.ns["b"]])
         else:
             ends = {"a": "to-m", "b": "to-m"}
             for role in "ab":
-                _run(["ip", "link", "add", "to-m", "netns", self.ns[role], "type", "veth",
+                _sh(["ip", "link", "add", "to-m", "netns", self.ns[role], "type", "veth",
                       "peer", "name", f"m-{role}", "netns", self.ns["m"]])
                 # One MTU segment per frame, so the bridge drops and delays packets, not
                 # 64 KiB TSO bursts.
@@ -259,7 +147,7 @@ class Topology:
             self._ip(role, "link", "set", dev, "up")
             if self.rate is not None:
                 rate = f"{self.rate}bit" if isinstance(self.rate, int) else str(self.rate)
-                _run(["tc", "-n", self.ns[role], "qdisc", "add", "dev", dev, "root", "tbf",
+                _sh(["tc", "-n", self.ns[role], "qdisc", "add", "dev", dev, "root", "tbf",
                       "rate", rate, "burst", self.burst, "latency", self.limit_latency])
         if self.shape == "bridged":
             self._bridge = self.run("m", [sys.executable, str(BRIDGE), "m-a", "m-b",
@@ -282,10 +170,10 @@ class Topology:
         return proc
 
     def exec(self, ns: str, argv: list[str], *, timeout: float = 30.0, check: bool = True,
-             **run: Any) -> subprocess.CompletedProcess[str]:
+             **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside ``ns`` to completion; output captured as text."""
         done = subprocess.run(["ip", "netns", "exec", self.name(ns), *argv],
-                              capture_output=True, text=True, timeout=timeout, **run)
+                              capture_output=True, text=True, timeout=timeout, **kwargs)
         if check and done.returncode != 0:
             raise NetFaultError(f"{argv} in {self.name(ns)} exited {done.returncode}: "
                                 f"{done.stderr.strip()[-2000:]}")
@@ -294,12 +182,12 @@ class Topology:
     def link_down(self, ns: str | None = None, dev: str | None = None) -> None:
         """Outage: take a link end down (default ``outage_link``): no frame crosses."""
         role, default_dev = self.outage_link
-        _run(["ip", "-n", self.name(ns or role), "link", "set", dev or default_dev, "down"])
+        _sh(["ip", "-n", self.name(ns or role), "link", "set", dev or default_dev, "down"])
 
     def link_up(self, ns: str | None = None, dev: str | None = None) -> None:
         """End the outage started by :meth:`link_down`."""
         role, default_dev = self.outage_link
-        _run(["ip", "-n", self.name(ns or role), "link", "set", dev or default_dev, "up"])
+        _sh(["ip", "-n", self.name(ns or role), "link", "set", dev or default_dev, "up"])
 
     def bridge_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The bridge's counters now: per direction received/forwarded/dropped/failed."""
@@ -324,13 +212,13 @@ class Topology:
                 self.final_stats = self._lines.next("stats", 5.0)
         for proc in self._procs:
             if proc.poll() is None:
-                _kill_pids([proc.pid])
+                kill_pids([proc.pid])
             proc.wait(timeout=STEP_TIMEOUT)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
         for name in self.ns.values():
-            _delete_namespace(name)
+            delete_namespace(name)
         if self in _open:
             _open.remove(self)
 

@@ -52,6 +52,7 @@ def udp_echo(a: argparse.Namespace) -> None:
 def udp_rtt(a: argparse.Namespace) -> None:
     sock = udp_socket()
     rtts: dict[int, float] = {}
+    order: list[int] = []  # sequence numbers in arrival order (shows any reordering)
     next_send, sent = time.monotonic(), 0
     deadline = None
     while True:
@@ -68,7 +69,8 @@ def udp_rtt(a: argparse.Namespace) -> None:
         if select.select([sock], [], [], max(0.0, wake - now))[0]:
             seq, stamp = PING.unpack(sock.recv(65536)[:PING.size])
             rtts[seq] = time.monotonic() - stamp
-    emit("result", sent=sent, rtts=[rtts[k] for k in sorted(rtts)])
+            order.append(seq)
+    emit("result", sent=sent, rtts=[rtts[k] for k in sorted(rtts)], order=order)
 
 
 def udp_sink(a: argparse.Namespace) -> None:

@@ -82,6 +82,23 @@ def test_bridge_delay_gives_100_ms_rtt() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ordered", [False, True])
+def test_jitter_reorders_unless_ordered(ordered: bool) -> None:
+    # Pings 3 ms apart with ±20 ms of jitter: unordered, many overtake each other.
+    with bridged(loss=0.0, delay=0.03, jitter=0.02, ordered=ordered) as topo:
+        server(topo, "b", "udp-echo", str(PORT))
+        got = result(topo, "a", "udp-rtt", topo.addr["b"], str(PORT), "--count", "100",
+                     "--interval", "0.003")
+    order = got["order"]
+    assert sorted(order) == list(range(100))
+    overtaken = sum(1 for x, y in zip(order, order[1:]) if y < x)
+    if ordered:
+        assert overtaken == 0, order
+    else:
+        assert overtaken >= 10, order
+
+
+@pytest.mark.slow
 def test_bridge_loss_drops_5_percent_of_udp() -> None:
     count = 3000
     with bridged(loss=0.05, delay=0.0, jitter=0.0, seed=7) as topo:
@@ -131,6 +148,21 @@ def test_teardown_kills_processes_and_deletes_namespaces() -> None:
     assert sleeper.poll() is not None, "a process started with run() outlived the topology"
     assert not set(names) & set(mine())
     topo.close()  # idempotent
+
+
+def test_atexit_removes_what_a_run_left_open() -> None:
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(PROBE.parent)!r})
+        from netfault import bridged
+        topo = bridged().__enter__()
+        print(json.dumps({{"event": "built", "names": list(topo.ns.values())}}), flush=True)
+    """)
+    child = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=30)
+    assert child.returncode == 0, child.stderr
+    left = json.loads(child.stdout)["names"]
+    assert len(left) == 3
+    assert not set(left) & set(_all_ours()), "atexit left namespaces behind"
 
 
 def test_cleanup_stale_removes_what_a_killed_run_left() -> None:
