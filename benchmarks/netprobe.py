@@ -5,7 +5,7 @@ probe ``{"event": "result", ...}`` when done. Subcommands::
 
     netprobe.py udp-echo PORT                       # echo datagrams until killed
     netprobe.py udp-rtt HOST PORT --count 60 --interval 0.02
-    netprobe.py udp-sink PORT --idle 1.0            # count distinct sequence numbers
+    netprobe.py udp-sink PORT --idle 1.0 [--last N] # count distinct sequence numbers
     netprobe.py udp-blast HOST PORT --count 3000 --pps 2000
     netprobe.py tcp-sink PORT                       # one connection: bytes and seconds
     netprobe.py tcp-source HOST PORT --seconds 3
@@ -83,7 +83,10 @@ def udp_sink(a: argparse.Namespace) -> None:
         wait = min(a.idle, left) if seen else left
         if wait <= 0 or not select.select([sock], [], [], wait)[0]:
             break
-        seen.add(PING.unpack(sock.recv(65536)[:PING.size])[0])
+        seq = PING.unpack(sock.recv(65536)[:PING.size])[0]
+        seen.add(seq)
+        if a.last is not None and seq >= a.last:  # in-order link: nothing more to come
+            break
     emit("result", received=len(seen))
 
 
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--interval", type=float, default=0.02)
             p.add_argument("--wait", type=float, default=2.0, help="after the last ping")
         elif name == "udp-sink":
-            p.add_argument("--idle", type=float, default=1.0)
+            p.add_argument("--idle", type=float, default=1.0, help="stop when this quiet")
+            p.add_argument("--last", type=int, help="stop at this sequence number")
             p.add_argument("--timeout", type=float, default=30.0)
         elif name == "udp-blast":
             p.add_argument("--count", type=int, default=3000)

@@ -72,10 +72,12 @@ def test_bridge_delay_gives_100_ms_rtt() -> None:
         stats = topo.bridge_stats()
     rtts = [r * 1000 for r in got["rtts"]]
     assert len(rtts) == 60, "no loss was asked for, yet pings went missing"
-    # Each way 50 ± 20 ms: nothing can come back sooner than 60 ms; the median sits near
-    # 100 ms (plus Python's forwarding time on a loaded box).
+    # Each way 50 ± 20 ms, so the round trip is triangular on [60, 140] ms: nothing comes
+    # back sooner than 60 ms, a tenth by 78 ms, half by 100 ms. A loaded box only adds
+    # delay (scheduling), so the floors are tight and the ceilings wide.
     assert min(rtts) >= 58, rtts
-    assert 85 <= statistics.median(rtts) <= 135, rtts
+    assert statistics.quantiles(rtts, n=10)[0] <= 110, rtts
+    assert 85 <= statistics.median(rtts) <= 170, rtts
     assert max(rtts) - min(rtts) >= 15, "jitter of ±20 ms each way left no spread"
     assert stats["m-a->m-b"]["forwarded"] >= 60 and stats["m-a->m-b"]["dropped"] == 0
     assert topo.final_stats is not None and topo.final_stats["held"] == 0
@@ -102,7 +104,9 @@ def test_jitter_reorders_unless_ordered(ordered: bool) -> None:
 def test_bridge_loss_drops_5_percent_of_udp() -> None:
     count = 3000
     with bridged(loss=0.05, delay=0.0, jitter=0.0, seed=7) as topo:
-        sink = server(topo, "b", "udp-sink", str(PORT), "--idle", "1.0")
+        # Quiet for 3 s means done (a starved bridge can pause); usually the last one ends it.
+        sink = server(topo, "b", "udp-sink", str(PORT), "--idle", "3.0", "--last",
+                      str(count - 1))
         result(topo, "a", "udp-blast", topo.addr["b"], str(PORT), "--count", str(count),
                "--pps", "3000")
         received = Events(sink).next("result", 30)["received"]
@@ -208,6 +212,16 @@ def exited(pid: int) -> bool:
 def _all_ours() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+
+
+def test_available_says_why_not_without_root() -> None:
+    # Import first: as nobody, this Python's own library (under /root) is unreadable.
+    script = ("import os, sys; sys.path.insert(0, sys.argv[1]); import netsys; "
+              "os.setuid(65534); print(netsys.available())")
+    child = subprocess.run([PY, "-c", script, str(PROBE.parent)], capture_output=True,
+                           text=True, timeout=30)
+    assert child.returncode == 0, child.stderr
+    assert "need root" in child.stdout, child.stdout
 
 
 def test_options_are_checked_before_anything_is_built() -> None:
