@@ -105,6 +105,8 @@ class Topology:
 
     # -- building -------------------------------------------------------------------------
     def __enter__(self) -> Topology:
+        if self._built:
+            raise NetFaultError(f"{self.ns} is already built: one `with` at a time")
         if not _open:
             cleanup_stale(self.prefix)
         _open.append(self)
@@ -127,17 +129,17 @@ class Topology:
             _sh(["ip", "netns", "add", name])
             # No IPv6: its router solicitations and DAD would be frames the tests count.
             _sh(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
-                  "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+                 "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
             self._ip(role, "link", "set", "lo", "up")
         if self.shape == "pair":
             ends = {"a": "to-b", "b": "to-a"}
             _sh(["ip", "link", "add", "to-b", "netns", self.ns["a"], "type", "veth",
-                  "peer", "name", "to-a", "netns", self.ns["b"]])
+                 "peer", "name", "to-a", "netns", self.ns["b"]])
         else:
             ends = {"a": "to-m", "b": "to-m"}
             for role in "ab":
                 _sh(["ip", "link", "add", "to-m", "netns", self.ns[role], "type", "veth",
-                      "peer", "name", f"m-{role}", "netns", self.ns["m"]])
+                     "peer", "name", f"m-{role}", "netns", self.ns["m"]])
                 # One MTU segment per frame, so the bridge drops and delays packets, not
                 # 64 KiB TSO bursts.
                 self._ip(role, "link", "set", "to-m", "gso_max_segs", "1")
@@ -148,7 +150,7 @@ class Topology:
             if self.rate is not None:
                 rate = f"{self.rate}bit" if isinstance(self.rate, int) else str(self.rate)
                 _sh(["tc", "-n", self.ns[role], "qdisc", "add", "dev", dev, "root", "tbf",
-                      "rate", rate, "burst", self.burst, "latency", self.limit_latency])
+                     "rate", rate, "burst", self.burst, "latency", self.limit_latency])
         if self.shape == "bridged":
             self._bridge = self.run("m", [sys.executable, str(BRIDGE), "m-a", "m-b",
                                           *self.bridge_args], stdout=subprocess.PIPE)
@@ -213,7 +215,8 @@ class Topology:
         for proc in self._procs:
             if proc.poll() is None:
                 kill_pids([proc.pid])
-            proc.wait(timeout=STEP_TIMEOUT)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # still delete the rest
+                proc.wait(timeout=STEP_TIMEOUT)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()

@@ -75,7 +75,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def kill_pids(pids: list[int], grace: float = 5.0) -> None:
-    """SIGKILL each pid through a pidfd (never a recycled pid) and wait for it to exit."""
+    """SIGKILL each pid and wait (bounded) for it to exit.
+
+    Signalled through a pidfd, so a pid that exits and is reused after the open is never hit.
+    """
     fds = []
     for pid in pids:
         try:
@@ -135,8 +138,11 @@ class Events:
         while True:
             while b"\n" in self.buf:
                 line, self.buf = self.buf.split(b"\n", 1)
-                event = json.loads(line)
-                if event.get("event") == kind:
+                try:
+                    event = json.loads(line)
+                except ValueError:  # a plain-text line from a program that also logs
+                    continue
+                if isinstance(event, dict) and event.get("event") == kind:
                     return event
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd], [], [], left)[0]:
