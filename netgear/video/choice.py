@@ -26,9 +26,11 @@ HARDWARE = {
     "h264": ("h264_v4l2m2m", "h264_nvenc", "h264_qsv", "h264_vaapi"),
     "hevc": ("hevc_v4l2m2m", "hevc_nvenc", "hevc_qsv", "hevc_vaapi"),
 }
-# Rate control when no bitrate is given: constant quality, x264's/x265's own defaults
-# (CRF 28 in x265 looks about like CRF 23 in x264).
-DEFAULT_CRF = {"h264": 23, "hevc": 28}
+# Rate control when no bitrate is given: constant quality. x264's own default (CRF 23)
+# smooths camera texture and noise to ~33 dB PSNR; CRF 16 keeps >= 35 dB on noisy camera
+# content (benchmarks/codecs_bench.py) at under a tenth of JPEG q90's bytes. x265 needs a
+# slightly higher CRF for the same quality.
+DEFAULT_CRF = {"h264": 16, "hevc": 18}
 DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "ultrafast"}
 _PROBE_SIZE = (256, 144)  # small, yet above the minimum size of every hardware encoder
 
@@ -58,6 +60,7 @@ def configure(ctx: Any, name: str, settings: Settings, width: int, height: int) 
     """Low-latency setup of an unopened encoder context: no B-frames, one packet per frame."""
     ctx.width, ctx.height = width, height
     ctx.pix_fmt = pixel_format(ctx.codec)
+    ctx.color_range = 2  # full range (JPEG): what the encoder's pictures hold
     ctx.time_base = 1 / settings.fps
     ctx.framerate = settings.fps
     ctx.gop_size = settings.gop
@@ -77,7 +80,8 @@ def configure(ctx: Any, name: str, settings: Settings, width: int, height: int) 
             options.update({"maxrate": str(bitrate), "bufsize": str(bitrate)})
         if name == "libx265":
             # x265 prints to stderr on its own; library code stays quiet
-            vbv = "" if bitrate is None else f":vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}"
+            kbps = None if bitrate is None else bitrate // 1000
+            vbv = "" if kbps is None else f":vbv-maxrate={kbps}:vbv-bufsize={kbps}"
             options["x265-params"] = "log-level=none" + vbv
     elif family == "nvenc":
         options.update({"tune": "ull", "zerolatency": "1", "forced-idr": "1", "delay": "0",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import ClosedError, OptionError, WireFormatError
@@ -50,6 +49,7 @@ class VideoDecoder:
         self._threads = threads or auto_threads()
         self._lock = threading.Lock()
         self._ctx: Any = None
+        self._scaler = self._av.video.reformatter.VideoReformatter()
         self._stream: tuple[str, int, int] | None = None  # codec, width, height of _ctx
         self._synced = False
         self._next_seq: int | None = None
@@ -100,6 +100,7 @@ class VideoDecoder:
         with self._lock:
             self._closed = True
             self._drop()
+            self._scaler = None
 
     def _decode(self, data: bytes, info: VideoMeta) -> np.ndarray | None:
         expected, self._next_seq = self._next_seq, info.seq + 1
@@ -128,7 +129,7 @@ class VideoDecoder:
             return None
         self._synced = True
         self.decoded += 1
-        return _to_array(frame, info.shape)
+        return _to_array(frame, info.shape, self._scaler)
 
     def _open(self, stream: tuple[str, int, int]) -> None:
         ctx = self._av.CodecContext.create(stream[0], "r")
@@ -150,16 +151,16 @@ class VideoDecoder:
         self._drop()
 
 
-def _to_array(frame: Any, shape: tuple[int, ...]) -> np.ndarray:
-    if frame.format.name not in ("yuv420p", "yuvj420p"):
-        frame = frame.reformat(format="yuv420p")  # not what our encoders make, but valid
-    i420 = frame.to_ndarray()
+def _to_array(frame: Any, shape: tuple[int, ...], scaler: Any) -> np.ndarray:
     height, width = shape[0], shape[1]
     if len(shape) == 2 or shape[2] == 1:
-        luma = i420[:height, :width]
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            frame = scaler.reformat(frame, format="yuv420p", threads=1)  # not what we send
+        luma = frame.to_ndarray()[:height, :width]  # I420 rows: luma first
         return np.ascontiguousarray(luma).reshape(shape)
-    bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    bgr = scaler.reformat(frame, format="bgr24", interpolation="BICUBIC",
+                          src_color_range="JPEG", dst_color_range="JPEG",
+                          threads=1).to_ndarray()
     if bgr.shape[:2] != (height, width):
         bgr = np.ascontiguousarray(bgr[:height, :width])
     return bgr
-
