@@ -96,7 +96,7 @@ class VideoEncoder:
         """
         channels = check_frame(frame)
         shape = frame.shape
-        size = coded_size(shape)
+        size = coded_size(shape, self.codec)
         with self._lock:
             if self._closed:
                 raise ClosedError("VideoEncoder is closed")
@@ -105,7 +105,8 @@ class VideoEncoder:
                 if self._ctx is not None:  # frames a hardware encoder still holds
                     out += self._packets(self._ctx.encode(None))
                 self._open(size)
-            picture = _picture(self._av, self._scaler, frame, channels, self._ctx.pix_fmt)
+            picture = _picture(self._av, self._scaler, frame, channels, size,
+                               self._ctx.pix_fmt)
             picture.pts = self._pts
             if keyframe or self._force:
                 picture.pict_type = self._av.video.frame.PictureType.I
@@ -174,14 +175,16 @@ def check_frame(frame: Any) -> int:
     return channels
 
 
-def _picture(av: Any, scaler: Any, frame: np.ndarray, channels: int, pix_fmt: str) -> Any:
-    """The frame as a full-range 4:2:0 picture of even size (edges repeated to pad)."""
+def _picture(av: Any, scaler: Any, frame: np.ndarray, channels: int, size: tuple[int, int],
+             pix_fmt: str) -> Any:
+    """The frame as a full-range 4:2:0 picture of the coded ``size`` (edges repeated to pad)."""
     height, width = frame.shape[:2]
+    pad_x, pad_y = size[0] - width, size[1] - height
     image = np.ascontiguousarray(frame)
     if channels == 1:
         image = image.reshape(height, width)
-    if (height | width) & 1:  # 4:2:0 needs even sides; repeating the edge costs few bits
-        image = cv2.copyMakeBorder(image, 0, height & 1, 0, width & 1, cv2.BORDER_REPLICATE)
+    if pad_x or pad_y:  # odd or tiny sides; repeating the edge costs few bits
+        image = cv2.copyMakeBorder(image, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
     if channels == 1:
         # luma is the gray image itself, bit for bit; chroma neutral
         rows = image.shape[0]

@@ -22,16 +22,19 @@ CODECS = ("h264", "hevc")
 # header make the receiver allocate gigabytes.
 MAX_SIDE = 8192
 _MAX_SEQ = 2**63 - 1
+_MIN_SIDE = {"hevc": 16}
 
 
-def coded_size(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(width, height) the encoder codes a frame of ``shape`` at: each side rounded up to even.
+def coded_size(shape: tuple[int, ...], codec: str = "h264") -> tuple[int, int]:
+    """(width, height) the encoder codes a frame of ``shape`` at.
 
-    4:2:0 chroma has one sample per 2x2 pixels, so the coded picture needs even sides; the
-    extra row/column repeats the edge and is cropped off again by the decoder.
+    4:2:0 chroma has one sample per 2x2 pixels, so each side is rounded up to even; x265
+    also refuses pictures smaller than its 16-pixel coding unit. The padding repeats the
+    edge and the decoder crops it off again.
     """
+    low = _MIN_SIDE.get(codec, 2)
     height, width = shape[0], shape[1]
-    return width + (width & 1), height + (height & 1)
+    return max(low, width + (width & 1)), max(low, height + (height & 1))
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ class VideoMeta:
 
     Attributes:
         codec: ``"h264"`` or ``"hevc"``.
-        width: Coded width (even).
-        height: Coded height (even).
+        width: Coded width (even; at least 16 for HEVC).
+        height: Coded height (even; at least 16 for HEVC).
         shape: The shape of the frame that was sent: ``(h, w)`` for grayscale,
             ``(h, w, 1)`` or ``(h, w, 3)``. The decoder returns exactly this shape.
         keyframe: The packet decodes on its own (an IDR picture with its parameter sets).
@@ -75,7 +78,7 @@ class VideoMeta:
                 or (len(shape) == 3 and shape[2] not in (1, 3))):
             raise WireFormatError(f"video header: bad frame shape {str(shape)[:40]!r}")
         shape = tuple(shape)
-        if coded_size(shape) != (width, height):
+        if coded_size(shape, codec) != (width, height):
             raise WireFormatError(
                 f"video header: shape {shape} does not fit coded size {width}x{height}")
         keyframe, seq = value.get("k"), value.get("q")
