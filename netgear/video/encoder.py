@@ -9,6 +9,7 @@ decoder converts back with the same matrix, so colours round-trip.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from fractions import Fraction
@@ -20,10 +21,12 @@ import numpy as np
 from ..errors import ClosedError, OptionError, PayloadError
 from ..jpegstrips import auto_threads
 from ._av import load_av
-from .choice import Settings, choose, configure
+from .choice import SOFTWARE, Settings, choose, configure
 from .meta import CODECS, MAX_SIDE, VideoMeta, VideoPacket, coded_size
 
 __all__ = ["VideoEncoder", "check_frame"]
+
+logger = logging.getLogger(__name__)
 
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG: 0..255, what BGR frames use
 _PARAMETER_SETS = {"h264": (7,), "hevc": (32, 33, 34)}  # SPS (+PPS); VPS/SPS/PPS
@@ -79,6 +82,7 @@ class VideoEncoder:
                                   threads or auto_threads())
         self.codec = codec
         self.name = choose(self._settings, encoder)
+        self._auto = encoder == "auto"
         self._lock = threading.Lock()
         self._ctx: Any = None
         self._scaler = self._av.video.reformatter.VideoReformatter()
@@ -128,11 +132,28 @@ class VideoEncoder:
             self._shapes.clear()
 
     def _open(self, size: tuple[int, int]) -> None:
-        ctx = self._av.CodecContext.create(self.name, "w")
-        configure(ctx, self.name, self._settings, *size)
-        ctx.open()
+        try:
+            ctx = self._new_context(self.name, size)
+        except Exception as exc:  # av.FFmpegError: the encoder refuses this size
+            software = SOFTWARE[self.codec]
+            if not self._auto or self.name == software:
+                raise PayloadError(f"{self.name} cannot encode {size[0]}x{size[1]} frames "
+                                   f"({exc}); use video_encoder='auto' or "
+                                   f"{software!r}") from exc
+            # a hardware encoder that opened at the probe size may still refuse this one
+            # (a Pi's V4L2 encoder stops at 1920x1080)
+            logger.warning("video: %s cannot encode %dx%d frames (%s); using %s", self.name,
+                           size[0], size[1], exc, software)
+            self.name = software
+            ctx = self._new_context(software, size)
         self._ctx, self._size = ctx, size
         self._shapes.clear()
+
+    def _new_context(self, name: str, size: tuple[int, int]) -> Any:
+        ctx = self._av.CodecContext.create(name, "w")
+        configure(ctx, name, self._settings, *size)
+        ctx.open()
+        return ctx
 
     def _packets(self, packets: Any) -> list[VideoPacket]:
         width, height = self._size or (0, 0)
