@@ -148,21 +148,29 @@ def test_without_the_gap_check_ffmpeg_would_show_a_broken_picture():
     assert worst < 25.0, worst  # visibly wrong, yet returned without an error
 
 
-def test_garbage_and_forged_packets_are_counted_reset_and_serving_continues():
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_garbage_and_forged_packets_are_counted_reset_and_serving_continues(codec):
     frames = scene(320, 240, 6)
-    encoder = VideoEncoder("h264")
+    encoder = VideoEncoder(codec)
     decoder = VideoDecoder()
     rng = np.random.default_rng(5)
     try:
         good = _one(encoder, frames[0])
         assert decoder.decode(good.data, good.meta) is not None
         meta = _one(encoder, frames[1]).meta.to_dict()
+        bigger = VideoEncoder(codec)
+        try:  # a real keyframe whose parameter sets declare more pixels than the header
+            big = _one(bigger, scene(640, 480, 1)[0]).data
+        finally:
+            bigger.close()
         attacks = [
             (rng.integers(0, 256, 5000, np.uint8).tobytes(), {**meta, "k": True}),
             (good.data[: len(good.data) // 3], {**meta, "k": True}),  # truncated keyframe
             (bytes(b ^ 0x5A for b in good.data), {**meta, "k": True}),
             (good.data, {**meta, "k": True, "w": 640, "h": 480, "s": [480, 640, 3]}),  # size lie
+            (big, {**meta, "k": True}),
             (good.data, {**meta, "c": "vp9"}),
+            (good.data, {**meta, "k": True, "c": "hevc" if codec == "h264" else "h264"}),
             (good.data, {**meta, "k": True, "s": [8192, 8192, 3], "w": 8192, "h": 8192}),
             (good.data, {**meta, "w": 100000}),
             (good.data, "not a map"),

@@ -136,8 +136,11 @@ class VideoDecoder:
         ctx.thread_type = "SLICE"
         ctx.thread_count = self._threads
         ctx.flags |= self._av.codec.context.Flags.low_delay
-        # Frames with concealed errors are flagged (is_corrupt) rather than passed as fine.
-        ctx.options = {"err_detect": "crccheck+bitstream+buffer+explode"}
+        # Strict: refuse damaged packets instead of concealing errors; and a forged
+        # parameter set cannot make FFmpeg allocate pictures much larger than the header's
+        # (the margin covers FFmpeg's alignment of the coded size).
+        ctx.options = {"err_detect": "crccheck+bitstream+buffer+explode",
+                       "max_pixels": str((stream[1] + 128) * (stream[2] + 128))}
         ctx.open()
         self._ctx, self._stream, self._synced = ctx, stream, False
 
