@@ -1,0 +1,12 @@
+"""Video codecs (H.264, HEVC) through PyAV: the engine of the ``video_codec`` option.
+
+Not yet wired into :class:`~netgear.NetGear` (pending the codec interface of issue 10).
+PyAV is optional (``pip install 'netgear[video]'``); importing this package does not need
+it, constructing an encoder or decoder does.
+"""
+
+from .decoder import VideoDecoder
+from .encoder import VideoEncoder
+from .meta import CODECS, VideoMeta, VideoPacket
+
+__all__ = ["CODECS", "VideoDecoder", "VideoEncoder", "VideoMeta", "VideoPacket"]
