@@ -255,7 +255,10 @@ def test_receiver_of_a_killed_sender_is_released_by_its_timeout(pattern, port):
     rx = NetGear(address="127.0.0.1", port=port, pattern=pattern, receive_mode=True, **options)
     sender = Peer("sender", pattern, port, interval=0.005, options=PATIENT)
     try:
-        assert rx.recv() is not None  # flowing
+        # A loaded 2-core box can take longer than the 0.5 s bound to start the peer process:
+        # wait for its first frame before the bound is what is under test.
+        sender.wait_ready(20.0)
+        assert _first_frame(rx, deadline=time.monotonic() + 20.0) is not None  # flowing
         sender.kill()
         start = time.monotonic()
         if pattern == 2:
@@ -269,6 +272,18 @@ def test_receiver_of_a_killed_sender_is_released_by_its_timeout(pattern, port):
     finally:
         sender.kill()
         rx.close()
+
+
+def _first_frame(rx: NetGear, deadline: float) -> object:
+    """recv() until a frame comes, riding out the short timeouts while the peer starts."""
+    while time.monotonic() < deadline:
+        try:
+            item = rx.recv()
+        except PeerTimeoutError:
+            continue
+        if item is not None:
+            return item
+    return None
 
 
 FRAME = stamp(0, size=24 * 32 * 3)
