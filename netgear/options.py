@@ -185,6 +185,16 @@ CORE_OPTIONS: tuple[Option, ...] = (
         "discards older queued ones (counted in stats as conflated), for live viewing.",
     ),
     Option(
+        "send_window",
+        (int,),
+        1,
+        "REQ/REP and bidirectional PAIR senders: 1 lets send() return once the frame is sent, "
+        "collecting its reply at the next send() or close() (so one thread can send() then "
+        "recv(), as with vidgear; bidirectional send() returns the previous frame's data). "
+        "0: send() waits for this frame's own reply (strict lockstep).",
+        check=one_of(0, 1),
+    ),
+    Option(
         "force_terminate",
         (bool,),
         False,

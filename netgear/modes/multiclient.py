@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 def _connected(channel: Channel) -> bool:
     # Sender sockets set ZMQ_IMMEDIATE, so POLLOUT means a client is connected and this
-    # socket is free for a new request.
+    # socket is free for a new request; POLLIN, that the client answered the request the
+    # socket still has in flight (send_window=1), which the next send() collects.
     sock = channel.sock
-    return sock is not None and bool(sock.poll(0, zmq.POLLOUT))
+    return sock is not None and bool(sock.poll(0, zmq.POLLOUT | zmq.POLLIN))
 
 
 class MultiClientMode(Mode):
@@ -40,8 +41,11 @@ class MultiClientMode(Mode):
         Option("multiclient_mode", (bool,), False,
                "One server feeds many clients (patterns 1 and 2). The server's port is a list of "
                "the clients' ports: REQ/REP spreads frames round-robin over the clients, "
-               "PUB/SUB sends every frame to all of them."),
+               "PUB/SUB sends every frame to all of them. Over REQ/REP, as in vidgear, a "
+               "client's recv(return_data=...) comes back and the server's send() returns "
+               "(port, data)."),
     )
+    returns_data = True  # REQ/REP only: the core ignores it for PUB/SUB
 
     @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:

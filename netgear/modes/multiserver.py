@@ -53,8 +53,9 @@ class MultiServerMode(Mode):
     options: ClassVar[tuple[Option, ...]] = (
         Option("multiserver_mode", (bool,), False,
                "One client receives from many servers (patterns 1 and 2). The client's port is "
-               "a list of the servers' ports; recv() returns (port, frame) or "
-               "(port, message, frame)."),
+               "a list of the servers' ports; recv() returns (port, frame), or "
+               "(port, message, frame) when the server sent a message (also with "
+               "bidirectional_mode, as in vidgear)."),
         Option("filter", (str, int, list, tuple), None,
                "Multi-server client only: a port or a list of ports; frames from other servers "
                "are dropped. Every listed port must be in the client's port list.",
@@ -148,10 +149,10 @@ class MultiServerMode(Mode):
         return DROP if self._live else FINISH
 
     def shape_result(self, incoming: Incoming, result: Any) -> Any:
+        # vidgear's shapes, with or without bidirectional mode: (port, frame), or
+        # (port, message, frame) when the server sent a message
         port = incoming.header[PORT_KEY]
-        if isinstance(result, tuple):
-            # bidirectional mode already made it (message, frame); frames are never tuples
-            return (port, *result)
+        frame = result[-1] if isinstance(result, tuple) else result  # bidirectional's tuple
         if incoming.message is not None:
-            return (port, incoming.message, result)
-        return (port, result)
+            return (port, incoming.message, frame)
+        return (port, frame)

@@ -1,0 +1,75 @@
+"""Requests a sender has sent and not yet seen answered: its frames in flight, per channel.
+
+With ``send_window=1`` a REQ/REP (or bidirectional PAIR) sender returns from ``send()``
+with one request still unanswered on that channel; the next ``send()`` on the channel,
+and ``close()``, collect its reply before anything else goes out. This module is the
+only place that knows how many may be outstanding, so a wider window (DEALER sockets)
+changes it and not the sender.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .channel import Channel
+
+__all__ = ["InFlight", "Pending", "owned_parts"]
+
+
+@dataclass(eq=False)  # identity: comparing kept frames byte by byte would be slow
+class Pending:
+    """One request on the wire whose reply has not been read yet."""
+
+    channel: Channel
+    parts: list[Any]  # owned copies: a Lazy Pirate retry resends exactly these
+    seq: int
+
+
+def owned_parts(parts: list[Any]) -> list[Any]:
+    """Copies of ``parts`` that the caller's buffers cannot change.
+
+    ``send()`` returns before the reply proves the receiver has the frame, and the caller
+    may then reuse its array; the kept copy is also what a retry resends.
+    """
+    return [p if isinstance(p, bytes) else bytes(memoryview(p)) for p in parts]
+
+
+class InFlight:
+    """Outstanding requests per channel, at most ``window`` each (0: strict lockstep)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._queues: dict[Channel, deque[Pending]] = {}
+
+    def due(self, channel: Channel) -> Pending | None:
+        """The oldest request on ``channel`` if the window is full, else None.
+
+        Its reply must be collected before ``channel`` may carry another request.
+        """
+        queue = self._queues.get(channel)
+        if queue and len(queue) >= self.window:
+            return queue[0]
+        return None
+
+    def add(self, channel: Channel, parts: list[Any], seq: int) -> None:
+        self._queues.setdefault(channel, deque()).append(Pending(channel, parts, seq))
+
+    def done(self, pending: Pending) -> None:
+        """Forget ``pending``: it was answered, or given up on."""
+        queue = self._queues.get(pending.channel)
+        if queue and pending in queue:
+            queue.remove(pending)
+
+    def oldest(self, channel: Channel) -> Pending | None:
+        queue = self._queues.get(channel)
+        return queue[0] if queue else None
+
+    def __iter__(self) -> Iterator[Pending]:
+        for queue in list(self._queues.values()):
+            yield from list(queue)
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._queues.values())
