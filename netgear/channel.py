@@ -64,6 +64,7 @@ class Channel:
         self.fitted = False  # the send queue was sized from the first frame
         # PAIR and PUB senders connect at their first frame, when its size is known
         self.deferred = False
+        self.in_flight = 0  # requests sent and not yet answered (netgear.inflight counts)
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)

@@ -56,12 +56,14 @@ class InFlight:
 
     def add(self, channel: Channel, parts: list[Any], seq: int) -> None:
         self._queues.setdefault(channel, deque()).append(Pending(channel, parts, seq))
+        channel.in_flight += 1
 
     def done(self, pending: Pending) -> None:
         """Forget ``pending``: it was answered, or given up on."""
         queue = self._queues.get(pending.channel)
         if queue and pending in queue:
             queue.remove(pending)
+            pending.channel.in_flight -= 1
 
     def oldest(self, channel: Channel) -> Pending | None:
         queue = self._queues.get(channel)

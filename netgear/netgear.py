@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _QUIET, _VERBOSE = logging.DEBUG, logging.INFO
 CLOSE_LINGER_MS = 500  # how long a closing sender's socket may still flush
+RELEASE_WAIT = 1.0  # seconds a finalizer waits for a call in another thread to return
 
 
 class NetGear:
@@ -79,8 +80,8 @@ class NetGear:
         # exit), this releases everything without waiting: holding the transport here keeps
         # its context out of the garbage, so pyzmq's Context.__del__ can never term() it
         # with sockets still open (which blocks for good).
-        self._finalizer = weakref.finalize(self, _release, self._closing, self._half,
-                                           self._modes, self._transport, 0)
+        self._finalizer = weakref.finalize(self, _release, self._closing, self._lock,
+                                           self._half, self._modes, self._transport)
         self._closed = False
         logger.log(verbose, "%s %s on %s (%s)%s",
                    "receiving" if receive_mode else "sending", PATTERNS[pattern],
@@ -203,18 +204,27 @@ def _give_up_after(settings: Settings, given: dict[str, Any], level: int) -> flo
     return budget
 
 
-def _release(closing: threading.Event, half: Sender | Receiver, modes: Sequence[Mode],
-             transport: Transport, linger_ms: int) -> None:
+def _release(closing: threading.Event, lock: threading.RLock, half: Sender | Receiver,
+             modes: Sequence[Mode], transport: Transport) -> None:
     """close(kill=True), and the finalizer of an instance nobody closed: never blocks.
 
     Must not reference the NetGear itself (it would then never be collected).
     """
-    closing.set()  # threads and blocked calls see it within one poll slice
-    if isinstance(half, Receiver):
-        half.stop(grace=False)
-    for mode in reversed(modes):
-        try:
-            mode.close()
-        except Exception:
-            logger.exception("closing mode %s failed", mode.key)
-    transport.close(linger_ms)
+    closing.set()  # a send()/recv() still running in another thread returns within a slice
+    # At interpreter exit a daemon thread may still be inside recv(): closing its socket
+    # under it aborts libzmq, so wait (briefly) for the call to leave. If it does not, leave
+    # the sockets be: the process is ending anyway, and term() would block on them.
+    if not lock.acquire(timeout=RELEASE_WAIT):
+        logger.debug("a call still holds this instance; its sockets are left to the OS")
+        return
+    try:
+        if isinstance(half, Receiver):
+            half.stop(grace=False)
+        for mode in reversed(modes):
+            try:
+                mode.close()
+            except Exception:
+                logger.exception("closing mode %s failed", mode.key)
+        transport.close(0)
+    finally:
+        lock.release()

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 
 def _connected(channel: Channel) -> bool:
     # Sender sockets set ZMQ_IMMEDIATE, so POLLOUT means a client is connected and this
-    # socket is free for a new request; POLLIN, that the client answered the request the
-    # socket still has in flight (send_window=1), which the next send() collects.
+    # socket is free for a new request. A request in flight (send_window=1) means a client
+    # took it; the next send() on that socket collects its reply first.
     sock = channel.sock
-    return sock is not None and bool(sock.poll(0, zmq.POLLOUT | zmq.POLLIN))
+    return sock is not None and (channel.in_flight > 0 or bool(sock.poll(0, zmq.POLLOUT)))
 
 
 class MultiClientMode(Mode):
