@@ -100,8 +100,11 @@ class NetGear:
     def send(self, frame: np.ndarray, message: Any = None) -> Any:
         """Send one frame (and optional ``message``). Send mode only.
 
-        Returns the receiver's ``return_data`` in bidirectional mode, else None. The frame's
-        buffer may be reused as soon as this returns.
+        Returns the receiver's ``return_data`` in bidirectional mode (``(port, data)`` in
+        multi-client REQ/REP mode), else None. With ``send_window=1`` (the default) a
+        REQ/REP or bidirectional PAIR ``send()`` returns once the frame is sent and the data
+        is the previous frame's, collected now; ``send_window=0`` waits for this frame's.
+        The frame's buffer may be reused as soon as this returns.
         """
         if not isinstance(self._half, Sender):
             raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "

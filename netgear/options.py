@@ -130,7 +130,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (float,),
         4.0,
         "Seconds a sender waits for its peer (a REQ/REP reply, queue space on PAIR) before one "
-        "retry.",
+        "retry. Given to a PAIR or REQ/REP receiver (without receive_timeout), "
+        "request_timeout x (max_retries + 1) seconds of silence end its stream: recv() returns "
+        "None, as vidgear's client gives up.",
         check=in_range(0.01, 3600),
     ),
     Option(
@@ -138,7 +140,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (int,),
         3,
         "Retries (each rebuilding the socket) before send() raises PeerTimeoutError. The budget "
-        "is reset after every successful send.",
+        "is reset after every successful send. On a receiver, see request_timeout.",
         check=in_range(0, 1000),
     ),
     Option(
