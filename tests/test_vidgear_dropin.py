@@ -8,6 +8,7 @@ and no server. No test here waits out a timeout: each asserts its time is far be
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -159,7 +160,7 @@ def test_close_kill_returns_at_once_where_close_waits_for_the_peer(gears: Gears)
 
 @pytest.mark.timeout(30)
 def test_close_kill_on_a_receiver_blocked_in_recv(gears: Gears, port: int) -> None:
-    import threading
+
 
     client = gears(port, pattern=1, receive_mode=True)
     got: list[Any] = []
@@ -233,3 +234,70 @@ def test_two_processes_client_here_server_there(port: int) -> None:
             assert server.stats()["sent"] == 30
     finally:
         client.close()
+
+
+# -- the return-shape table of docs/migration-vidgear.md ------------------------------------
+def _row(mode: str, pattern: int, message: str | None) -> Any:
+    return pytest.param(mode, pattern, message, id=f"{mode}-p{pattern}-{message}")
+
+
+SHAPES = [_row("plain", p, None) for p in (0, 1, 2)] + [
+    _row(mode, pattern, message)
+    for mode, patterns in (("bidirectional", (0, 1)), ("multiserver", (1, 2)),
+                           ("multiserver+bidirectional", (1,)), ("multiclient", (1, 2)),
+                           ("multiclient+bidirectional", (1,)))
+    for pattern in patterns for message in (None, "hi")
+    if message is None or mode != "multiclient"  # multi-client alone carries no message
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("mode", "pattern", "message"), SHAPES)
+def test_return_shapes_match_vidgear(gears: Gears, port: int, mode: str, pattern: int,
+                                     message: str | None) -> None:
+    options = {f"{m}_mode": True for m in mode.split("+") if m != "plain"}
+    client_port: Any = (port,) if "multiserver" in mode else port
+    server_port: Any = [port] if "multiclient" in mode else port
+    client = gears(client_port, pattern=pattern, receive_mode=True, **options)
+    server = gears(server_port, pattern=pattern, **options)
+    replies = pattern != 2 and ("bidirectional" in mode or "multiclient" in mode)
+
+    def expected(n: int) -> Any:
+        f = frame(n)
+        if "multiserver" in mode:
+            return (str(port), f) if message is None else (str(port), message, f)
+        return (message, f) if "bidirectional" in mode else f
+
+    def same(got: Any, want: Any) -> bool:
+        if isinstance(want, tuple):
+            return (isinstance(got, tuple) and len(got) == len(want)
+                    and all(same(g, w) for g, w in zip(got, want)))
+        return bool(np.array_equal(got, want)) if isinstance(want, np.ndarray) else got == want
+
+    if pattern == 2:  # frames before the subscription lands are dropped: keep sending
+
+
+        stop, results = threading.Event(), []
+
+        def publish() -> None:
+            while not stop.wait(0.01):
+                results.append(server.send(frame(7), message=message))
+
+        pump = threading.Thread(target=publish, daemon=True)
+        pump.start()
+        try:
+            assert same(client.recv(), expected(7))
+        finally:
+            stop.set()
+            pump.join(5)
+        assert results and all(r is None for r in results)
+        return
+    sent = [server.send(frame(0), message=message)]
+    got = client.recv(return_data="d0") if replies else client.recv()
+    assert same(got, expected(0))
+    sent.append(server.send(frame(1), message=message))
+    assert same(client.recv(), expected(1))
+    reply = "d0" if replies else None
+    if "multiclient" in mode:
+        reply = (str(port), "d0")
+    assert sent == [None, reply]  # send_window=1: the first frame's answer, one send() later

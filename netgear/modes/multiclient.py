@@ -54,7 +54,8 @@ class MultiClientMode(Mode):
                               "together; choose one", key=cls.key)
         if settings.pattern not in (1, 2):
             raise OptionError(f"multiclient_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
-                              f"only, got pattern {settings.pattern}", key="pattern")
+                              f"only, got pattern {settings.pattern}: set pattern=1 or 2",
+                              key="pattern")
         if settings.receive_mode and settings.port_given_as_list:
             raise OptionError("a multi-client client binds a single port (its own); the "
                               "server lists every client's port", key="port")

@@ -81,7 +81,8 @@ class MultiServerMode(Mode):
                               "together; choose one", key=cls.key)
         if settings.pattern not in (1, 2):
             raise OptionError(f"multiserver_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
-                              f"only, got pattern {settings.pattern}", key="pattern")
+                              f"only, got pattern {settings.pattern}: set pattern=1 or 2",
+                              key="pattern")
         if settings.receive_mode:
             if not settings.port_given_as_list:
                 raise OptionError("a multi-server client needs a list/tuple of the servers' "
