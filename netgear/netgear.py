@@ -156,10 +156,11 @@ class NetGear:
                 return
             linger = 0
             if isinstance(self._half, Sender):
-                # PAIR and REQ/REP wait for END's acknowledgement, which covers every frame
-                # before it: lingering after it (or after giving up on it) only delays close().
-                # PUB has no acknowledgement, so its last frames get a moment to flush.
-                linger = CLOSE_LINGER_MS if self._half.settings.pattern == 2 else 0
+                # PAIR waits for END's acknowledgement, which covers every frame before it:
+                # lingering after it (or after giving up on it) only delays close(). REQ has
+                # every frame acknowledged and queues END unanswered; PUB has no
+                # acknowledgement: their last messages get a moment to flush.
+                linger = CLOSE_LINGER_MS if self._half.settings.pattern != 0 else 0
                 try:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway

@@ -172,7 +172,13 @@ class Sender:
             for mode in self.modes:
                 mode.on_end(out)
             parts = encode(out)
-            if self.needs_reply or self.settings.pattern == 0:
+            if self.settings.pattern == 1:
+                # Every frame has its reply already (collected above, or by lockstep), so END
+                # needs none: it is queued and flushed by close()'s linger. One thread that
+                # calls send() then recv() can thus close either end first without a wait;
+                # a REP socket drops its answer to a peer that has left.
+                _queue_end(channel, parts)
+            elif self.needs_reply or self.settings.pattern == 0:
                 # A PAIR receiver acknowledges END too: closing before it has read everything
                 # can strand the last frames in libzmq (its reader stops on a full queue and
                 # then tears down on the disconnect without draining).
@@ -232,6 +238,17 @@ class Sender:
         if reply is None:
             raise ClosedError("closed while waiting for a reply")
         return found[0].message
+
+
+def _queue_end(channel: Channel, parts: list[Any]) -> None:
+    sock = channel.sock
+    if sock is None:
+        return
+    with translate_errors("end of stream"):
+        try:
+            sock.send_multipart(parts, flags=zmq.NOBLOCK)
+        except zmq.Again:  # no receiver connected (ZMQ_IMMEDIATE): nobody to tell
+            logger.debug("port %s: no receiver for the end-of-stream", channel.label)
 
 
 def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:

@@ -145,17 +145,35 @@ def test_close_kill_returns_at_once_where_close_waits_for_the_peer(gears: Gears)
     timings = {}
     for kill in (False, True):
         port = free_port()
-        client = gears(port, pattern=1, receive_mode=True)
+        gears(port, pattern=1, receive_mode=True)
         server = gears(port, pattern=1)
         server.send(frame(0))
-        client.recv()
         start = time.monotonic()
-        # the client is not reading: close() waits (bounded) for END's acknowledgement
+        # nobody reads frame 0: close() waits (bounded) for its reply, kill=True does not
         server.close(kill=kill)
         timings[kill] = time.monotonic() - start
         assert server.closed
     assert timings[True] < 0.2, timings
     assert 0.5 < timings[False] < 2.5, timings  # END_TIMEOUT, bounded
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("options", [{}, {"multiserver_mode": True}])
+def test_one_thread_closes_the_server_then_the_client_without_waiting(
+        gears: Gears, port: int, options: dict[str, Any]) -> None:
+    # vidgear's order: server.close(), then the client sees the end of the stream
+    client_port = (port,) if options else port
+    client = gears(client_port, pattern=1, receive_mode=True, **options)
+    server = gears(port, pattern=1, **options)
+    start = time.monotonic()
+    for n in range(3):
+        server.send(frame(n))
+        assert client.recv() is not None
+    server.close()  # collects frame 2's reply (already there) and queues the end-of-stream
+    assert client.recv() is None
+    client.close()
+    assert time.monotonic() - start < FAST
+    assert server.stats["sent"] == 3 and server.stats["send_dropped"] == 0
 
 
 @pytest.mark.timeout(30)
