@@ -139,8 +139,9 @@ class NetGear:
     def close(self, kill: bool = False) -> None:
         """End the stream (the peer's recv() returns None) and release everything.
 
-        Idempotent, bounded (about 1.1 s per peer at most: the last reply and END's
-        acknowledgement, or PUB's flush), safe to call from another thread.
+        Idempotent, bounded (per peer, about 1 s for the reply still in flight, then 1 s
+        for PAIR's END acknowledgement or 0.5 s of REQ/PUB flush), safe to call from
+        another thread.
         ``kill=True`` (vidgear's flag) releases everything at once: no end-of-stream, no
         waiting for replies, nothing left to flush.
         """
