@@ -175,8 +175,8 @@ class Sender:
             if self.settings.pattern == 1:
                 # Every frame has its reply already (collected above, or by lockstep), so END
                 # needs none: it is queued and flushed by close()'s linger. One thread that
-                # calls send() then recv() can thus close either end first without a wait;
-                # a REP socket drops its answer to a peer that has left.
+                # calls send() then recv() can thus close the server, then the client, without
+                # a wait; the REP socket drops its answer to a peer that has left.
                 _queue_end(channel, parts)
             elif self.needs_reply or self.settings.pattern == 0:
                 # A PAIR receiver acknowledges END too: closing before it has read everything
