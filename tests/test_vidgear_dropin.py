@@ -254,6 +254,33 @@ def test_two_processes_client_here_server_there(port: int) -> None:
         client.close()
 
 
+@pytest.mark.timeout(60)
+def test_two_processes_multiserver_servers_there_client_here() -> None:
+    ports = [free_port(), free_port()]
+    client = NetGear(address=HOST, port=tuple(ports), pattern=1, receive_mode=True,
+                     multiserver_mode=True, receive_timeout=20)  # a guard, never reached
+    servers = [Peer("sender", 1, p, count=15, quiet=1, options={"multiserver_mode": True})
+               for p in ports]
+    try:
+        got: dict[str, list[int]] = {}
+        ends = 0
+        while sum(map(len, got.values())) < 30 or ends == 0:
+            # None: every server that had joined has closed (one may finish before the
+            # other process has even started); the stream goes on when the next one joins
+            item = client.recv()
+            if item is None:
+                ends += 1
+                continue
+            port, payload = item
+            got.setdefault(port, []).append(value_of(payload))
+        assert got == {str(p): list(range(15)) for p in ports}
+        assert all(server.stats()["sent"] == 15 for server in servers)
+    finally:
+        for server in servers:
+            server.kill()
+        client.close()
+
+
 # -- the return-shape table of docs/migration-vidgear.md ------------------------------------
 def _row(mode: str, pattern: int, message: str | None) -> Any:
     return pytest.param(mode, pattern, message, id=f"{mode}-p{pattern}-{message}")
