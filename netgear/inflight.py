@@ -16,7 +16,7 @@ from typing import Any
 
 from .channel import Channel
 
-__all__ = ["InFlight", "Pending", "owned_parts"]
+__all__ = ["InFlight", "Pending"]
 
 
 @dataclass(eq=False)  # identity: comparing kept frames byte by byte would be slow
@@ -28,21 +28,34 @@ class Pending:
     seq: int
 
 
-def owned_parts(parts: list[Any]) -> list[Any]:
-    """Copies of ``parts`` that the caller's buffers cannot change.
-
-    ``send()`` returns before the reply proves the receiver has the frame, and the caller
-    may then reuse its array; the kept copy is also what a retry resends.
-    """
-    return [p if isinstance(p, bytes) else bytes(memoryview(p)) for p in parts]
-
-
 class InFlight:
     """Outstanding requests per channel, at most ``window`` each (0: strict lockstep)."""
 
     def __init__(self, window: int) -> None:
         self.window = window
         self._queues: dict[Channel, deque[Pending]] = {}
+        # per channel, buffers of answered requests, reused for the next copies: a fresh
+        # allocation of a large frame costs a page fault per 4 KiB, more than the copy itself
+        self._spare: dict[Channel, list[bytearray]] = {}
+
+    def keep(self, channel: Channel, parts: list[Any]) -> list[Any]:
+        """Copies of ``parts`` that the caller's buffers cannot change.
+
+        ``send()`` returns before the reply proves the receiver has the frame, and the
+        caller may then reuse its array; the kept copy is also what a retry resends.
+        """
+        spare = self._spare.pop(channel, [])
+        kept: list[Any] = []
+        for part in parts:
+            if isinstance(part, bytes):
+                kept.append(part)
+                continue
+            view = memoryview(part).cast("B")
+            buf = spare.pop() if spare and len(spare[-1]) == view.nbytes else bytearray(
+                view.nbytes)
+            memoryview(buf)[:] = view
+            kept.append(buf)
+        return kept
 
     def due(self, channel: Channel) -> Pending | None:
         """The oldest request on ``channel`` if the window is full, else None.
@@ -58,12 +71,19 @@ class InFlight:
         self._queues.setdefault(channel, deque()).append(Pending(channel, parts, seq))
         channel.in_flight += 1
 
-    def done(self, pending: Pending) -> None:
-        """Forget ``pending``: it was answered, or given up on."""
+    def done(self, pending: Pending, answered: bool) -> None:
+        """Forget ``pending``: it was answered, or given up on.
+
+        Only an answered request's buffers are reused: the reply proves libzmq has sent the
+        whole message, while a given-up one may still be read by a closing socket.
+        """
         queue = self._queues.get(pending.channel)
         if queue and pending in queue:
             queue.remove(pending)
             pending.channel.in_flight -= 1
+            if answered:
+                self._spare[pending.channel] = [
+                    p for p in reversed(pending.parts) if isinstance(p, bytearray)]
 
     def oldest(self, channel: Channel) -> Pending | None:
         queue = self._queues.get(channel)

@@ -15,7 +15,7 @@ import numpy as np
 import zmq
 
 from .errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
-from .inflight import InFlight, Pending, owned_parts
+from .inflight import InFlight, Pending
 from .modes import Mode
 from .settings import Settings
 from .stats import Stats
@@ -111,7 +111,7 @@ class Sender:
                 result = self._shaped(earlier.channel, data)
                 break
             channel = self._pick_channel()  # that peer failed; another may take this frame
-        owned = owned_parts(parts)
+        owned = self.inflight.keep(channel, parts)
         try:
             posted = self.transport.post(channel, owned, copy=False, timeout=self.timeout,
                                          retries=self.retries, stop=self.closing.is_set)
@@ -137,14 +137,14 @@ class Sender:
                                   retries, stop=_never if final else None, final=final,
                                   sent=True)
         except PeerTimeoutError as exc:
-            self.inflight.done(pending)
+            self.inflight.done(pending, answered=False)
             if final or any(mode.peer_failed(pending.channel) for mode in self.modes):
                 self.stats.send_dropped += 1
                 return False, None
             raise PeerTimeoutError(f"{exc}, for the previous frame (send_window=1 collects "
                                    "each reply at the next send(); this frame was not "
                                    "sent)") from exc
-        self.inflight.done(pending)
+        self.inflight.done(pending, answered=True)
         self.stats.sent += 1
         return True, data
 

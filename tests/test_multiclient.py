@@ -165,12 +165,13 @@ def test_a_client_that_stops_answering_costs_one_frame_not_the_stream() -> None:
         # no PeerTimeoutError: the good client takes the rest
         assert all(r is None or r[1] is None for r in results), results
         assert server.stats["send_dropped"] >= 1
-        assert len(client.items) >= 3
     finally:
         server.close()
         mute.close(linger=0)
         context.term()
-    client.join()
+    # after close(): with send_window=1 the good client's last frame may still have been
+    # in flight when the sends returned
+    assert len(client.join()) >= 3
 
 
 @pytest.mark.timeout(10)
