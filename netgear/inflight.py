@@ -50,7 +50,11 @@ class InFlight:
             if isinstance(part, bytes):
                 kept.append(part)
                 continue
-            view = memoryview(part).cast("B")
+            view = memoryview(part)
+            if not view.nbytes or not view.c_contiguous:  # empty arrays cannot be cast
+                kept.append(view.tobytes())
+                continue
+            view = view.cast("B")
             buf = spare.pop() if spare and len(spare[-1]) == view.nbytes else bytearray(
                 view.nbytes)
             memoryview(buf)[:] = view

@@ -80,6 +80,22 @@ def test_plain_send_then_recv_in_one_thread(gears: Gears, port: int, pattern: in
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("pattern", [0, 1])
+def test_the_frame_buffer_may_be_reused_while_the_frame_is_in_flight(
+        gears: Gears, port: int, pattern: int) -> None:
+    # send() returns before the reply: it must have kept its own copy of the frame
+    client = gears(port, pattern=pattern, receive_mode=True, bidirectional_mode=True)
+    server = gears(port, pattern=pattern, bidirectional_mode=True)
+    buffer = np.zeros((240, 320, 3), np.uint8)  # one buffer, as a camera loop reuses it
+    for n in range(6):
+        buffer[:] = n
+        server.send(buffer)
+        buffer[:] = 255  # overwritten before the client has read the frame
+        _, got = client.recv()
+        assert int(got.min()) == int(got.max()) == n
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pattern", [0, 1])
 def test_bidirectional_in_one_thread(gears: Gears, port: int, pattern: int) -> None:
     # seed 004's example, single-threaded: send() returns what the client passed with the
     # previous frame (the reply to this frame is collected by the next send())
