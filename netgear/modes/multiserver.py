@@ -53,9 +53,8 @@ class MultiServerMode(Mode):
     options: ClassVar[tuple[Option, ...]] = (
         Option("multiserver_mode", (bool,), False,
                "One client receives from many servers (patterns 1 and 2). The client's port is "
-               "a list of the servers' ports; recv() returns (port, frame), or "
-               "(port, message, frame) when the server sent a message (also with "
-               "bidirectional_mode, as in vidgear)."),
+               "a list of the servers' ports; recv() returns (port, frame) or "
+               "(port, message, frame)."),
         Option("filter", (str, int, list, tuple), None,
                "Multi-server client only: a port or a list of ports; frames from other servers "
                "are dropped. Every listed port must be in the client's port list.",
@@ -81,8 +80,7 @@ class MultiServerMode(Mode):
                               "together; choose one", key=cls.key)
         if settings.pattern not in (1, 2):
             raise OptionError(f"multiserver_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
-                              f"only, got pattern {settings.pattern}: set pattern=1 or 2",
-                              key="pattern")
+                              f"only, got pattern {settings.pattern}", key="pattern")
         if settings.receive_mode:
             if not settings.port_given_as_list:
                 raise OptionError("a multi-server client needs a list/tuple of the servers' "
