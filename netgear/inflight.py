@@ -18,6 +18,8 @@ from .channel import Channel
 
 __all__ = ["InFlight", "Pending"]
 
+SPARE_BUFFERS = 4  # answered buffers kept for reuse: the next copy is made while one is out
+
 
 @dataclass(eq=False)  # identity: comparing kept frames byte by byte would be slow
 class Pending:
@@ -34,17 +36,16 @@ class InFlight:
     def __init__(self, window: int) -> None:
         self.window = window
         self._queues: dict[Channel, deque[Pending]] = {}
-        # per channel, buffers of answered requests, reused for the next copies: a fresh
-        # allocation of a large frame costs a page fault per 4 KiB, more than the copy itself
-        self._spare: dict[Channel, list[bytearray]] = {}
+        # buffers of answered requests, reused for the next copies: a fresh allocation of a
+        # large frame costs a page fault per 4 KiB, more than the copy itself
+        self._spare: list[bytearray] = []
 
-    def keep(self, channel: Channel, parts: list[Any]) -> list[Any]:
+    def keep(self, parts: list[Any]) -> list[Any]:
         """Copies of ``parts`` that the caller's buffers cannot change.
 
         ``send()`` returns before the reply proves the receiver has the frame, and the
         caller may then reuse its array; the kept copy is also what a retry resends.
         """
-        spare = self._spare.pop(channel, [])
         kept: list[Any] = []
         for part in parts:
             if isinstance(part, bytes):
@@ -55,11 +56,16 @@ class InFlight:
                 kept.append(view.tobytes())
                 continue
             view = view.cast("B")
-            buf = spare.pop() if spare and len(spare[-1]) == view.nbytes else bytearray(
-                view.nbytes)
+            buf = self._spare_of(view.nbytes) or bytearray(view.nbytes)
             memoryview(buf)[:] = view
             kept.append(buf)
         return kept
+
+    def _spare_of(self, size: int) -> bytearray | None:
+        for index, buf in enumerate(self._spare):
+            if len(buf) == size:
+                return self._spare.pop(index)
+        return None
 
     def due(self, channel: Channel) -> Pending | None:
         """The oldest request on ``channel`` if the window is full, else None.
@@ -86,8 +92,8 @@ class InFlight:
             queue.remove(pending)
             pending.channel.in_flight -= 1
             if answered:
-                self._spare[pending.channel] = [
-                    p for p in reversed(pending.parts) if isinstance(p, bytearray)]
+                self._spare.extend(p for p in pending.parts if isinstance(p, bytearray))
+                del self._spare[:-SPARE_BUFFERS]
 
     def oldest(self, channel: Channel) -> Pending | None:
         queue = self._queues.get(channel)

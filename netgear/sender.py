@@ -101,6 +101,8 @@ class Sender:
         Returns what the collected reply carried (the previous frame's return data), or None
         when nothing was due.
         """
+        # copied first, so the copy overlaps the receiver's work on the frame still out
+        owned = self.inflight.keep(parts)
         result = None
         for _ in range(len(self.transport.channels) + 1):
             earlier = self.inflight.due(channel)
@@ -111,7 +113,6 @@ class Sender:
                 result = self._shaped(earlier.channel, data)
                 break
             channel = self._pick_channel()  # that peer failed; another may take this frame
-        owned = self.inflight.keep(channel, parts)
         try:
             posted = self.transport.post(channel, owned, copy=False, timeout=self.timeout,
                                          retries=self.retries, stop=self.closing.is_set)
