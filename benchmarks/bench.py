@@ -57,7 +57,8 @@ if _HERE not in sys.path:  # spawned children import these modules by name, via 
 import workers  # noqa: E402
 from contenders import CONTENDERS, HOST, JPEG_QUALITY  # noqa: E402
 
-THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair",
+THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-reqrep-lockstep", "netgear-pubsub",
+              "pyzmq-pair",
               "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp")
 LATENCY = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair", "imagezmq",
            "vidgear", "tcp")

@@ -236,6 +236,9 @@ def _contenders() -> dict[str, Contender]:
     rows = [
         Contender("netgear-pair", "netgear PAIR", *_netgear(0)),
         Contender("netgear-reqrep", "netgear REQ/REP", *_netgear(1)),
+        # send_window=0: each send() waits for its own reply (no frame in flight, zero-copy)
+        Contender("netgear-reqrep-lockstep", "netgear REQ/REP send_window=0",
+                  *_netgear(1, send_window=0)),
         Contender("netgear-pubsub", "netgear PUB/SUB", *_netgear(2), lossless=False),
         Contender("pyzmq-pair", "raw pyzmq PAIR", *_pyzmq_pair(copy=True)),
         Contender("pyzmq-pair-nocopy", "raw pyzmq PAIR copy=False", *_pyzmq_pair(copy=False)),

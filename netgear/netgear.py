@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,7 @@ from .modes import MODES, Mode
 from .options import CORE_OPTIONS, validate_options
 from .receiver import Receiver
 from .sender import Sender
-from .settings import PATTERNS, build_settings
+from .settings import PATTERNS, Settings, build_settings
 from .stats import Stats
 from .transport import Transport
 from .validation import check_combinations
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _QUIET, _VERBOSE = logging.DEBUG, logging.INFO
 CLOSE_LINGER_MS = 500  # how long a closing sender's socket may still flush
+RELEASE_WAIT = 1.0  # seconds a finalizer waits for a call in another thread to return
 
 
 class NetGear:
@@ -50,7 +53,8 @@ class NetGear:
         # logging=True only raises the level of our own records; handlers are the app's business
         verbose = _VERBOSE if settings.logging else _QUIET
         self._carries_message = any(m.carries_message for m in mode_types)
-        self._returns_data = any(m.returns_data for m in mode_types)
+        # PUB/SUB has no way back, whatever the modes say
+        self._returns_data = pattern != 2 and any(m.returns_data for m in mode_types)
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._stats = Stats()
@@ -69,9 +73,15 @@ class NetGear:
         parts = (settings, self._transport, self._modes, self._stats, self._closing,
                  needs_reply)
         self._half: Sender | Receiver = (
-            Receiver(*parts, verbose) if receive_mode
+            Receiver(*parts, verbose, _give_up_after(settings, options, verbose)) if receive_mode
             else Sender(*parts, self._returns_data)
         )
+        # Whatever the owner forgets (close(), an exception, a reference cycle, interpreter
+        # exit), this releases everything without waiting: holding the transport here keeps
+        # its context out of the garbage, so pyzmq's Context.__del__ can never term() it
+        # with sockets still open (which blocks for good).
+        self._finalizer = weakref.finalize(self, _release, self._closing, self._lock,
+                                           self._half, self._modes, self._transport)
         self._closed = False
         logger.log(verbose, "%s %s on %s (%s)%s",
                    "receiving" if receive_mode else "sending", PATTERNS[pattern],
@@ -90,8 +100,11 @@ class NetGear:
     def send(self, frame: np.ndarray, message: Any = None) -> Any:
         """Send one frame (and optional ``message``). Send mode only.
 
-        Returns the receiver's ``return_data`` in bidirectional mode, else None. The frame's
-        buffer may be reused as soon as this returns.
+        Returns the receiver's ``return_data`` in bidirectional mode (``(port, data)`` in
+        multi-client REQ/REP mode), else None. With ``send_window=1`` (the default) a
+        REQ/REP or bidirectional PAIR ``send()`` returns once the frame is sent and the data
+        is the previous frame's, collected now; ``send_window=0`` waits for this frame's.
+        The frame's buffer may be reused as soon as this returns.
         """
         if not isinstance(self._half, Sender):
             raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "
@@ -116,17 +129,21 @@ class NetGear:
             raise UsageError("recv() is for receive mode; this NetGear has receive_mode=False, "
                              "so call send()")
         if return_data is not None and not self._returns_data:
-            raise UsageError("recv(return_data=...) needs bidirectional_mode=True")
+            raise UsageError("recv(return_data=...) needs bidirectional_mode=True (or "
+                             "multiclient_mode=True) with pattern 0 or 1")
         with self._lock:
             if self._closed:
                 return None
             return self._half.receive(return_data)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         """End the stream (the peer's recv() returns None) and release everything.
 
-        Idempotent, bounded (about 1.1 s at most: END's acknowledgement, or PUB's flush),
-        safe to call from another thread.
+        Idempotent, bounded (per peer, about 1 s for the reply still in flight, then 1 s
+        for PAIR's END acknowledgement or 0.5 s of REQ/PUB flush), safe to call from
+        another thread.
+        ``kill=True`` (vidgear's flag) releases everything at once: no end-of-stream, no
+        waiting for replies, nothing left to flush.
         """
         if self._closed:
             return
@@ -135,12 +152,16 @@ class NetGear:
             if self._closed:
                 return
             self._closed = True
+            if kill:
+                self._finalizer()
+                return
             linger = 0
             if isinstance(self._half, Sender):
-                # PAIR and REQ/REP wait for END's acknowledgement, which covers every frame
-                # before it: lingering after it (or after giving up on it) only delays close().
-                # PUB has no acknowledgement, so its last frames get a moment to flush.
-                linger = CLOSE_LINGER_MS if self._half.settings.pattern == 2 else 0
+                # PAIR waits for END's acknowledgement, which covers every frame before it:
+                # lingering after it (or after giving up on it) only delays close(). REQ has
+                # every frame acknowledged and queues END unanswered; PUB has no
+                # acknowledgement: their last messages get a moment to flush.
+                linger = CLOSE_LINGER_MS if self._half.settings.pattern != 0 else 0
                 try:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway
@@ -151,6 +172,7 @@ class NetGear:
                 # the reply to the frame recv() just returned may still be queued: without a
                 # linger it is discarded and that frame's send() times out on the other side
                 linger = CLOSE_LINGER_MS
+            self._finalizer.detach()
             self._teardown(linger)
 
     def __enter__(self) -> NetGear:
@@ -167,3 +189,47 @@ class NetGear:
                 logger.exception("closing mode %s failed", mode.key)
         if self._transport is not None:
             self._transport.close(linger_ms)
+
+
+def _give_up_after(settings: Settings, given: dict[str, Any], level: int) -> float | None:
+    """The silence after which a receiver given vidgear's retry options ends its stream.
+
+    A vidgear client with ``request_timeout``/``max_retries`` and no server gives up and
+    its recv() returns None; netgear's own ``receive_timeout`` (which raises) wins if set.
+    """
+    opts = settings.options
+    if (settings.pattern == 2 or opts["receive_timeout"] is not None
+            or not {"request_timeout", "max_retries"} & given.keys()):
+        return None
+    budget = float(opts["request_timeout"] * (opts["max_retries"] + 1))
+    logger.log(level, "receiver: request_timeout=%gs x (max_retries=%d + 1): recv() returns "
+               "None (end of stream) after %gs without a message, as vidgear's client gives "
+               "up; set receive_timeout to raise PeerTimeoutError instead",
+               opts["request_timeout"], opts["max_retries"], budget)
+    return budget
+
+
+def _release(closing: threading.Event, lock: threading.RLock, half: Sender | Receiver,
+             modes: Sequence[Mode], transport: Transport) -> None:
+    """close(kill=True), and the finalizer of an instance nobody closed: never blocks.
+
+    Must not reference the NetGear itself (it would then never be collected).
+    """
+    closing.set()  # a send()/recv() still running in another thread returns within a slice
+    # At interpreter exit a daemon thread may still be inside recv(): closing its socket
+    # under it aborts libzmq, so wait (briefly) for the call to leave. If it does not, leave
+    # the sockets be: the process is ending anyway, and term() would block on them.
+    if not lock.acquire(timeout=RELEASE_WAIT):
+        logger.debug("a call still holds this instance; its sockets are left to the OS")
+        return
+    try:
+        if isinstance(half, Receiver):
+            half.stop(grace=False)
+        for mode in reversed(modes):
+            try:
+                mode.close()
+            except Exception:
+                logger.exception("closing mode %s failed", mode.key)
+        transport.close(0)
+    finally:
+        lock.release()

@@ -138,7 +138,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (float,),
         4.0,
         "Seconds a sender waits for its peer (a REQ/REP reply, queue space on PAIR) before one "
-        "retry.",
+        "retry. Given to a PAIR or REQ/REP receiver (without receive_timeout), "
+        "request_timeout x (max_retries + 1) seconds of silence end its stream: recv() returns "
+        "None, as vidgear's client gives up.",
         check=in_range(0.01, 3600),
     ),
     Option(
@@ -146,7 +148,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (int,),
         3,
         "Retries (each rebuilding the socket) before send() raises PeerTimeoutError. The budget "
-        "is reset after every successful send.",
+        "is reset after every successful send. On a receiver, see request_timeout.",
         check=in_range(0, 1000),
     ),
     Option(
@@ -211,6 +213,16 @@ CORE_OPTIONS: tuple[Option, ...] = (
         False,
         "Receivers with patterns 0 and 2: recv() returns the newest frame of each stream and "
         "discards older queued ones (counted in stats as conflated), for live viewing.",
+    ),
+    Option(
+        "send_window",
+        (int,),
+        1,
+        "REQ/REP and bidirectional PAIR senders: 1 lets send() return once the frame is sent, "
+        "collecting its reply at the next send() or close() (so one thread can send() then "
+        "recv(), as with vidgear; bidirectional send() returns the previous frame's data). "
+        "0: send() waits for this frame's own reply (strict lockstep).",
+        check=one_of(0, 1),
     ),
     Option(
         "force_terminate",

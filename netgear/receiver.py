@@ -34,7 +34,7 @@ class Receiver:
 
     def __init__(self, settings: Settings, transport: Transport, modes: Sequence[Mode],
                  stats: Stats, closing: threading.Event, needs_reply: bool,
-                 verbose: int) -> None:
+                 verbose: int, give_up: float | None = None) -> None:
         opts = settings.options
         self.settings = settings
         self.transport = transport
@@ -46,7 +46,9 @@ class Receiver:
         self.verbose = verbose
         self.copy: bool = opts["copy"]
         self.conflate: bool = opts["conflate"]
-        silence, timeout = opts["subscriber_timeout"], opts["receive_timeout"]
+        # give_up: vidgear's retry options on a receiver; a silence that long ends the stream
+        silence = opts["subscriber_timeout"] if give_up is None else give_up
+        timeout = opts["receive_timeout"]
         bounds = [t for t in (silence, timeout) if t is not None]
         self.silence: float | None = silence
         self.timeout: float | None = timeout
@@ -90,17 +92,18 @@ class Receiver:
             if result is not _SKIP:
                 return result
 
-    def stop(self) -> None:
+    def stop(self, grace: bool = True) -> None:
         """Join the conflate reader (``closing`` is already set); bounded by one poll slice.
 
-        Right after a reply, wait a moment (at most REPLY_GRACE): a REQ socket discards a
-        reply whose connection closes before its application has read it.
+        Right after a reply, wait a moment (at most REPLY_GRACE, skipped without ``grace``):
+        a REQ socket discards a reply whose connection closes before its application has
+        read it.
         """
         if self.pump is not None:
             self.pump.join(2.0)
         self.decoders.close()
         since = time.monotonic() - self.replied_at
-        if self.needs_reply and since < REPLY_GRACE:
+        if grace and self.needs_reply and since < REPLY_GRACE:
             time.sleep(REPLY_GRACE - since)
 
     def _timed_out(self) -> None:

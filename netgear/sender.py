@@ -15,6 +15,7 @@ import numpy as np
 import zmq
 
 from .errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from .inflight import InFlight, Pending
 from .modes import Mode
 from .settings import Settings
 from .stats import Stats
@@ -55,6 +56,7 @@ class Sender:
         self.seq = itertools.count()
         self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
         self.rotation = itertools.cycle(transport.channels)
+        self.inflight = InFlight(opts["send_window"])
 
     def send(self, frame: np.ndarray, message: Any) -> Any:
         out = self._outgoing(FRAME, frame, message)
@@ -63,6 +65,8 @@ class Sender:
         parts = encode(out)
         channel = self._pick_channel()
         self._check_size(channel, memoryview(parts[1]).nbytes)
+        if self.needs_reply and self.inflight.window:
+            return self._send_windowed(channel, parts, out.seq)
         if self.needs_reply:
             try:
                 data = self._exchange(channel, parts, out.seq, self.timeout, self.retries)
@@ -96,14 +100,91 @@ class Sender:
             self.stats.send_dropped += 1
         return None
 
+    def _send_windowed(self, channel: Channel, parts: list[Any], seq: int) -> Any:
+        """Collect the reply still due on ``channel``, then send without waiting for this one.
+
+        Returns what the collected reply carried (the previous frame's return data), or None
+        when nothing was due.
+        """
+        # copied first, so the copy overlaps the receiver's work on the frame still out
+        owned = self.inflight.keep(parts)
+        result = None
+        for _ in range(len(self.transport.channels) + 1):
+            earlier = self.inflight.due(channel)
+            if earlier is None:
+                break
+            answered, data = self._settle(earlier, self.timeout, self.retries)
+            if answered:
+                result = self._shaped(earlier.channel, data)
+                break
+            channel = self._pick_channel()  # that peer failed; another may take this frame
+        try:
+            posted = self.transport.post(channel, owned, copy=False, timeout=self.timeout,
+                                         retries=self.retries, stop=self.closing.is_set)
+        except PeerTimeoutError:
+            if not any(mode.peer_failed(channel) for mode in self.modes):
+                raise
+            self.stats.send_dropped += 1
+            return result
+        if not posted:
+            raise ClosedError("closed while sending")
+        self.inflight.add(channel, owned, seq)
+        return result
+
+    def _settle(self, pending: Pending, timeout: float, retries: int,
+                final: bool = False) -> tuple[bool, Any]:
+        """Wait for the reply to ``pending`` (resending it on a rebuilt socket if need be).
+
+        (True, reply data) once answered; (False, None) when it was given up on and dropped
+        (at close, or a mode with other peers took the loss). Otherwise raises.
+        """
+        try:
+            data = self._exchange(pending.channel, pending.parts, pending.seq, timeout,
+                                  retries, stop=_never if final else None, final=final,
+                                  sent=True)
+        except PeerTimeoutError as exc:
+            self.inflight.done(pending, answered=False)
+            if final or any(mode.peer_failed(pending.channel) for mode in self.modes):
+                self.stats.send_dropped += 1
+                return False, None
+            raise PeerTimeoutError(f"{exc}, for the previous frame (send_window=1 collects "
+                                   "each reply at the next send(); this frame was not "
+                                   "sent)") from exc
+        self.inflight.done(pending, answered=True)
+        self.stats.sent += 1
+        return True, data
+
+    def _shaped(self, channel: Channel, data: Any) -> Any:
+        if not self.returns_data:
+            return None
+        for mode in self.modes:
+            data = mode.shape_send_result(channel, data)
+        return data
+
     def end(self) -> None:
-        """Tell every peer the stream is over, bounded by END_TIMEOUT per channel."""
+        """Tell every peer the stream is over, bounded by END_TIMEOUT per channel.
+
+        A reply still due is collected first, so every frame send() returned for is
+        acknowledged (or given up on) before the end-of-stream goes out.
+        """
         for channel in self.transport.channels:
+            due = self.inflight.oldest(channel)
+            if due is not None and not self._settle(due, min(self.timeout, END_TIMEOUT), 0,
+                                                    final=True)[0]:
+                # the socket still waits for that reply: no end-of-stream can follow on it
+                logger.debug("port %s: last frame not acknowledged", channel.label)
+                continue
             out = self._outgoing(END)
             for mode in self.modes:
                 mode.on_end(out)
             parts = encode(out)
-            if self.needs_reply or self.settings.pattern == 0:
+            if self.settings.pattern == 1:
+                # Every frame has its reply already (collected above, or by lockstep), so END
+                # needs none: it is queued and flushed by close()'s linger. One thread that
+                # calls send() then recv() can thus close the server, then the client, without
+                # a wait; the REP socket drops its answer to a peer that has left.
+                _queue_end(channel, parts)
+            elif self.needs_reply or self.settings.pattern == 0:
                 # A PAIR receiver acknowledges END too: closing before it has read everything
                 # can strand the last frames in libzmq (its reader stops on a full queue and
                 # then tears down on the disconnect without draining).
@@ -143,7 +224,7 @@ class Sender:
 
     def _exchange(self, channel: Channel, parts: list[Any], seq: int, timeout: float,
                   retries: int, stop: Callable[[], bool] | None = None,
-                  final: bool = False) -> Any:
+                  final: bool = False, sent: bool = False) -> Any:
         """Send and wait for the reply to ``seq``; return the reply's message."""
         found: list[Incoming] = []
 
@@ -162,10 +243,22 @@ class Sender:
         # libzmq is done with the caller's buffer by the time send() returns.
         reply = self.transport.request(channel, parts, copy=self.copy, timeout=timeout,
                                        retries=retries, accept=accept,
-                                       stop=stop or self.closing.is_set, final=final)
+                                       stop=stop or self.closing.is_set, final=final,
+                                       sent=sent)
         if reply is None:
             raise ClosedError("closed while waiting for a reply")
         return found[0].message
+
+
+def _queue_end(channel: Channel, parts: list[Any]) -> None:
+    sock = channel.sock
+    if sock is None:
+        return
+    with translate_errors("end of stream"):
+        try:
+            sock.send_multipart(parts, flags=zmq.NOBLOCK)
+        except zmq.Again:  # no receiver connected (ZMQ_IMMEDIATE): nobody to tell
+            logger.debug("port %s: no receiver for the end-of-stream", channel.label)
 
 
 def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:

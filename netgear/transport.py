@@ -135,18 +135,21 @@ class Transport:
 
     def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
                 retries: int, accept: Callable[[list[Any]], bool],
-                stop: Stop = _never, final: bool = False) -> list[Any] | None:
+                stop: Stop = _never, final: bool = False,
+                sent: bool = False) -> list[Any] | None:
         """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
 
         ``accept`` tells a reply to this request from a stale one, which is skipped.
         None when ``stop()`` turned true while waiting. ``final``: the socket is closed next,
-        so it is not rebuilt after the last attempt.
+        so it is not rebuilt after the last attempt. ``sent``: :meth:`post` already sent
+        ``parts``, so the first attempt only waits (a retry resends them on a new socket).
         """
         for attempt in range(retries + 1):
             self._sock(channel)
             deadline = time.monotonic() + timeout
             with translate_errors("request"):
-                if _send_within(channel, parts, timeout, stop, copy, False) is not _MISSED:
+                if (sent and attempt == 0) or _send_within(
+                        channel, parts, timeout, stop, copy, False) is not _MISSED:
                     while True:
                         reply = _recv_within(channel, deadline - time.monotonic(), stop, False)
                         if reply is None:
@@ -168,6 +171,29 @@ class Transport:
                 channel.rebuild()
         raise PeerTimeoutError(
             f"no reply from port {channel.label} within {timeout:g}s after {retries} retries"
+        )
+
+    def post(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
+             retries: int, stop: Stop = _never) -> bool:
+        """Send a request without waiting for its reply (``request(sent=True)`` collects it).
+
+        Rebuilds the socket between attempts like :meth:`request`; False when ``stop()``
+        turned true first.
+        """
+        for attempt in range(retries + 1):
+            self._sock(channel)
+            with translate_errors("request"):
+                if _send_within(channel, parts, timeout, stop, copy, False) is not _MISSED:
+                    return True
+            if stop():
+                return False
+            logger.warning("%s: no peer took the request within %.2fs (attempt %d of %d)",
+                           channel.label, timeout, attempt + 1, retries + 1)
+            with translate_errors("socket rebuild"):
+                channel.rebuild()
+        raise PeerTimeoutError(
+            f"no peer took the frame on port {channel.label} within {timeout:g}s "
+            f"after {retries} retries"
         )
 
     # -- receiving ----------------------------------------------------------------------

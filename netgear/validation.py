@@ -25,7 +25,8 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
                           "use receive_timeout for other patterns", key="subscriber_timeout")
     if opts["conflate"] and settings.pattern == 1:
         raise OptionError("conflate applies to patterns 0 and 2: REQ/REP never queues more "
-                          "than one frame per sender", key="conflate")
+                          "than one frame per sender; drop conflate, or use pattern 0 or 2",
+                          key="conflate")
     if settings.port_given_as_list and not any(m.accepts_port_list(settings)
                                                for m in mode_types):
         side = "receiver" if settings.receive_mode else "sender"

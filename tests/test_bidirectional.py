@@ -59,21 +59,25 @@ def server_for(port: int, pattern: int, **options: Any) -> NetGear:
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("window", [0, 1])
 @pytest.mark.parametrize("pattern", [0, 1])
-def test_each_reply_carries_the_data_given_for_that_frame(port: int, pattern: int) -> None:
+def test_each_reply_carries_the_data_given_for_that_frame(port: int, pattern: int,
+                                                          window: int) -> None:
     # The client's n-th recv() receives frame n and passes return_data derived from n; it
-    # sleeps irregularly so a reply that lagged one frame behind would show up at once.
+    # sleeps irregularly so a reply that lagged one frame more than the window would show.
     client = Client(port, pattern, answer=lambda n: {"frame": n, "text": f"ack {n}"},
                     delay=lambda n: 0.02 if n % 3 == 0 else 0.0)
-    server = server_for(port, pattern)
+    server = server_for(port, pattern, send_window=window)
     replies = [server.send(frame(n), message=f"server {n}") for n in range(25)]
     server.close()
     items = client.join()
-    # Never another frame's data. None is allowed (rarely) for a frame whose reply was lost
-    # and whose retry the client recognised as a duplicate.
-    for n, reply in enumerate(replies):
+    # send() returns the reply to frame n - send_window: never another frame's data. None is
+    # allowed (rarely) for a frame whose reply was lost and whose retry the client
+    # recognised as a duplicate, and for the first `window` sends, which collect nothing.
+    assert replies[:window] == [None] * window
+    for n, reply in enumerate(replies[window:]):
         assert reply in (None, {"frame": n, "text": f"ack {n}"}), (n, reply)
-    assert replies.count(None) <= 1
+    assert replies[window:].count(None) <= 1
     assert [m for m, _ in items] == [f"server {n}" for n in range(25)]
     assert all(int(f[0, 0, 0]) == n for n, (_, f) in enumerate(items))
 
@@ -85,7 +89,7 @@ def test_numpy_return_data_and_messages_travel_exactly(port: int, pattern: int) 
         return np.arange(n, n + 30, dtype=np.float32).reshape(5, 6)
 
     client = Client(port, pattern, answer)
-    server = server_for(port, pattern)
+    server = server_for(port, pattern, send_window=0)  # each send() returns its own reply
     nested = {"boxes": np.eye(3, dtype=np.int16), "label": "cat"}
     for n in range(10):
         message = np.full(4, n, np.uint16) if n % 2 else nested
@@ -115,7 +119,7 @@ def test_no_message_and_no_return_data_give_none(port: int) -> None:
 def test_frames_both_ways(port: int) -> None:
     # seed 004's video-chat example: the client returns its own frame with every reply
     client = Client(port, 1, answer=lambda n: np.full((6, 8, 3), 100 + n, np.uint8))
-    server = server_for(port, 1)
+    server = server_for(port, 1, send_window=0)  # each send() returns its own reply
     for n in range(5):
         back = server.send(frame(n), message="Hello, I am a Server.")
         assert back.shape == (6, 8, 3) and int(back[0, 0, 0]) == 100 + n

@@ -64,9 +64,10 @@ def test_req_sender_survives_receiver_restart_and_budget_resets(port):
     second = collectors[0].join()
     restarted[0].close()
     assert [int(f[0, 0]) for f in collector.items] == [0, 1, 2, 3, 4]
-    # the frame in flight during the restart may arrive once more after a rebuild, never lost
+    # the frame in flight during the restart may arrive once more after a rebuild, never
+    # lost: with send_window=1 that is frame 4, whose reply the old receiver took with it
     values = [int(f[0, 0]) for f in second]
-    assert sorted(set(values)) == [5, 6, 7, 8, 9]
+    assert sorted(set(values) - {4}) == [5, 6, 7, 8, 9]
 
 
 @pytest.mark.timeout(15)

@@ -70,7 +70,9 @@ def test_reqrep_spreads_frames_round_robin_and_close_reaches_every_client() -> N
     server = server_for(ports, 1)
     time.sleep(0.3)  # let all three connect, so the rotation sees them all from frame 0
     for seq in range(30):
-        assert server.send(frame(seq)) is None
+        # vidgear's shape: (client port, its return data); None while nothing was collected
+        result = server.send(frame(seq))
+        assert result is None or (result[0] in {str(p) for p in ports} and result[1] is None)
     server.close()
     got = [c.join() for c in clients]  # each recv() returned None
     assert sorted(s for g in got for s in g) == list(range(30))
@@ -106,7 +108,7 @@ def test_bidirectional_send_returns_the_client_port_and_its_data_for_that_frame(
     # each client returns (its port, how many frames it has received before this one)
     clients = [Receiver(p, 1, lambda n, p=p: [str(p), n], bidirectional_mode=True)
                for p in ports]
-    server = server_for(ports, 1, bidirectional_mode=True)
+    server = server_for(ports, 1, bidirectional_mode=True, send_window=0)  # lockstep
     time.sleep(0.3)
     per_client: dict[str, int] = {}
     for seq in range(20):
@@ -124,7 +126,9 @@ def test_bidirectional_send_returns_the_client_port_and_its_data_for_that_frame(
 def test_a_client_that_is_not_running_is_skipped() -> None:
     up, down = free_port(), free_port()
     first = Receiver(up, 1)
-    server = server_for([up, down], 1, request_timeout=1.0, max_retries=1)
+    # lockstep: every frame is acknowledged before send() returns, so the late client has
+    # all of its frames when it leaves (with send_window=1 its last one could be in flight)
+    server = server_for([up, down], 1, request_timeout=1.0, max_retries=1, send_window=0)
     time.sleep(0.2)
     start = time.monotonic()
     for seq in range(8):
@@ -158,14 +162,16 @@ def test_a_client_that_stops_answering_costs_one_frame_not_the_stream() -> None:
     try:
         time.sleep(0.3)
         results = [server.send(frame(seq)) for seq in range(6)]
-        assert results == [None] * 6  # no PeerTimeoutError: the good client takes the rest
+        # no PeerTimeoutError: the good client takes the rest
+        assert all(r is None or r[1] is None for r in results), results
         assert server.stats["send_dropped"] >= 1
-        assert len(client.items) >= 3
     finally:
         server.close()
         mute.close(linger=0)
         context.term()
-    client.join()
+    # after close(): with send_window=1 the good client's last frame may still have been
+    # in flight when the sends returned
+    assert len(client.join()) >= 3
 
 
 @pytest.mark.timeout(10)

@@ -107,8 +107,9 @@ class CompressionMode(Mode):
                               "encoder", key="compression_format")
         for key in _JPEG_SUBOPTIONS:
             if opts[key] is not None and not jpeg:
-                raise OptionError(f"option {key!r} needs jpeg_compression=True (netgear sends "
-                                  "frames uncompressed unless asked)", key=key)
+                raise OptionError(f"option {key!r} needs jpeg_compression: vidgear compresses "
+                                  "by default, netgear does not: add jpeg_compression=True",
+                                  key=key)
         param = opts["compression_param"]
         if param is not None and fmt is None:
             raise OptionError("compression_param needs compression_format "

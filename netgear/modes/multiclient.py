@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 def _connected(channel: Channel) -> bool:
     # Sender sockets set ZMQ_IMMEDIATE, so POLLOUT means a client is connected and this
-    # socket is free for a new request.
+    # socket is free for a new request. A request in flight (send_window=1) means a client
+    # took it; the next send() on that socket collects its reply first.
     sock = channel.sock
-    return sock is not None and bool(sock.poll(0, zmq.POLLOUT))
+    return sock is not None and (channel.in_flight > 0 or bool(sock.poll(0, zmq.POLLOUT)))
 
 
 class MultiClientMode(Mode):
@@ -40,8 +41,11 @@ class MultiClientMode(Mode):
         Option("multiclient_mode", (bool,), False,
                "One server feeds many clients (patterns 1 and 2). The server's port is a list of "
                "the clients' ports: REQ/REP spreads frames round-robin over the clients, "
-               "PUB/SUB sends every frame to all of them."),
+               "PUB/SUB sends every frame to all of them. Over REQ/REP, as in vidgear, a "
+               "client's recv(return_data=...) comes back and the server's send() returns "
+               "(port, data)."),
     )
+    returns_data = True  # REQ/REP only: the core ignores it for PUB/SUB
 
     @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
@@ -50,7 +54,8 @@ class MultiClientMode(Mode):
                               "together; choose one", key=cls.key)
         if settings.pattern not in (1, 2):
             raise OptionError(f"multiclient_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
-                              f"only, got pattern {settings.pattern}", key="pattern")
+                              f"only, got pattern {settings.pattern}: set pattern=1 or 2",
+                              key="pattern")
         if settings.receive_mode and settings.port_given_as_list:
             raise OptionError("a multi-client client binds a single port (its own); the "
                               "server lists every client's port", key="port")

@@ -148,10 +148,10 @@ class MultiServerMode(Mode):
         return DROP if self._live else FINISH
 
     def shape_result(self, incoming: Incoming, result: Any) -> Any:
+        # vidgear's shapes, with or without bidirectional mode: (port, frame), or
+        # (port, message, frame) when the server sent a message
         port = incoming.header[PORT_KEY]
-        if isinstance(result, tuple):
-            # bidirectional mode already made it (message, frame); frames are never tuples
-            return (port, *result)
+        frame = result[-1] if isinstance(result, tuple) else result  # bidirectional's tuple
         if incoming.message is not None:
-            return (port, incoming.message, result)
-        return (port, result)
+            return (port, incoming.message, frame)
+        return (port, frame)
