@@ -66,7 +66,11 @@ class Sender:
         channel = self._pick_channel()
         self._check_size(channel, memoryview(parts[1]).nbytes)
         if self.needs_reply and self.inflight.window:
-            return self._send_windowed(channel, parts, out.seq)
+            try:
+                return self._send_windowed(channel, parts, out.seq)
+            except PeerTimeoutError as exc:
+                self._explain(channel, exc)
+                raise
         if self.needs_reply:
             try:
                 data = self._exchange(channel, parts, out.seq, self.timeout, self.retries)

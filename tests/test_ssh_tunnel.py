@@ -106,8 +106,9 @@ def test_big_frames_both_ways_with_bidirectional_mode(sshd: Sshd) -> None:
     sent = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
     back = rng.integers(0, 255, (480, 640), dtype=np.uint8)
     rx = receiver(port, 1, None, bidirectional_mode=True)
+    # send_window=0: each send() returns its own frame's reply, so every reply crossed back
     tx = sender(port, 1, None, bidirectional_mode=True, ssh_tunnel_mode=sshd.target,
-                ssh_tunnel_keyfile=str(sshd.keyfile))
+                ssh_tunnel_keyfile=str(sshd.keyfile), send_window=0)
     with closing(tx, rx):
         thread, got = collect(rx, 3, return_data=back)
         replies = [tx.send(frame, message=i) for i, frame in enumerate(sent)]
