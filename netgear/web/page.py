@@ -23,6 +23,7 @@ PAGE = """<!doctype html>
   tr.stale td.status { color: #e55; font-weight: bold; }
   tr.live td.status { color: #5c5; }
   #error { color: #e55; }
+  a { color: #8bf; }
 </style>
 </head>
 <body>
@@ -54,7 +55,12 @@ async function refresh() {
       const tr = document.createElement("tr");
       tr.className = s.status;
       tr.dataset.port = s.port;
-      tr.append(cell(s.name), cell(s.port), cell(s.status.toUpperCase(), "status"),
+      const link = document.createElement("a");  // the stream's own page: plots, events
+      link.href = "/stream/" + encodeURIComponent(s.port);
+      link.textContent = s.port;
+      const portCell = cell("");
+      portCell.append(link);
+      tr.append(cell(s.name), portCell, cell(s.status.toUpperCase(), "status"),
                 cell(s.fps.toFixed(1)), cell(s.frames), cell(s.dropped),
                 cell(s.latency_ms.toFixed(1)), cell(ago(s.age)));
       return tr;
