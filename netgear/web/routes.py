@@ -45,12 +45,13 @@ def stream_routes(hub: MontageHub, recordings: Optional[Recordings], mjpeg: Any)
         port = request.path_params["port"]
         return HTMLResponse(STREAM_PAGE) if view(port) else unknown(port)
 
-    async def live(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        port = scope["path_params"]["port"]
-        if view(port) is None:
-            await unknown(port)(scope, receive, send)
-        else:
-            await mjpeg(scope, receive, send)
+    class Live:  # a class, so starlette hands it the raw ASGI call the MJPEG endpoint needs
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            port = scope["path_params"]["port"]
+            if view(port) is None:
+                await unknown(port)(scope, receive, send)
+            else:
+                await mjpeg(scope, receive, send)
 
     async def stream_json(request: Request) -> Response:
         port = request.path_params["port"]
@@ -108,7 +109,7 @@ def stream_routes(hub: MontageHub, recordings: Optional[Recordings], mjpeg: Any)
 
     return [
         Route("/stream/{port}", page),
-        Route("/stream/{port}/live.mjpg", live),
+        Route("/stream/{port}/live.mjpg", Live()),
         Route("/api/streams/{port}", stream_json),
         Route("/api/events", events),
         Route("/api/recordings", listing),
