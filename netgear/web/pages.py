@@ -66,7 +66,10 @@ async function loadRecordings(query) {
     if (s.kind === "mp4") {
       const button = el("button", "play");
       button.addEventListener("click", () => play(s.path));
-      action.append(button);
+      const link = el("a", "download");
+      link.href = fileUrl(s.path);
+      link.download = s.name;
+      action.append(button, " ", link);
     } else {
       action.textContent = s.files + " JPEG files";
     }
