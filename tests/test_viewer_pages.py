@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -289,3 +290,48 @@ def test_recordings_dir_option_is_checked_before_binding(hub, tmp_path):
         error = client.get("/api/recordings").json()["error"]
         assert "missing or not readable" in error["message"]
     assert not (tmp_path / "later").exists()  # the viewer only reads
+
+
+@pytest.mark.timeout(40)
+def test_netgear_view_recordings_flag(root, tmp_path):
+    from test_cli import cli, read_url
+
+    proc = cli("view", "--address", "127.0.0.1", "--port", str(free_port()), "--web-port", "0",
+               "--stats-every", "0", "--recordings", str(root))
+    try:
+        url = read_url(proc)
+        doc = httpx.get(url + "api/recordings", timeout=5).json()
+        assert doc["enabled"] is True
+        assert sum(s["kind"] == "mp4" for s in doc["segments"]) == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    bad = tmp_path / "file.txt"
+    bad.write_text("x")
+    proc = cli("view", "--address", "127.0.0.1", "--port", str(free_port()), "--web-port", "0",
+               "--recordings", str(bad))
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode != 0 and "is a file, not a folder" in err
+    assert "Traceback" not in err
+
+
+def test_history_ring_is_bounded_and_bitrate_is_bytes_over_time():
+    from netgear.web.history import History
+
+    history = History(seconds=5, max_events=3)
+    for i in range(10):
+        status = "live" if i % 2 else "stale"
+        stream = {"port": "1", "name": "cam", "status": status, "fps": 10.0,
+                  "latency_ms": 2.5}
+        # 125 000 bytes a second = 1000 kbit/s
+        history.sample([stream], {"1": {"bytes": 125_000 * i}}, now=1000.0 + i)
+    samples = history.samples("1")
+    assert len(samples) == 5 and [s[0] for s in samples] == [1005.0 + i for i in range(5)]
+    assert all(s[1:] == (10.0, 2.5, 1000.0) for s in samples)
+    events = history.events()
+    assert len(events) == 3 and events[0]["ts"] == 1009.0  # newest first, bounded
+    assert [e["event"] for e in events] == ["live", "stale", "live"]
+    # a counter that went backwards (the receiver restarted) is no negative bitrate
+    history.sample([stream], {"1": {"bytes": 0}}, now=1011.0)
+    assert history.samples("1")[-1][3] == 0.0
