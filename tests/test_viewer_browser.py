@@ -69,6 +69,16 @@ def test_stream_page_plots_update_and_a_recording_plays(browser, tmp_path: Path)
         ready = wait_for(lambda: (s := driver.execute_script(state))[0] >= 2 and s, timeout=15)
         assert ready[2] is None and ready[3] == 320
         wait_for(lambda: driver.execute_script(state)[1] > ready[1] + 0.5, timeout=15)
+
+        # the montage page links to the recordings page, which lists the same segment
+        driver.get(web.url)
+        link = wait_for(lambda: (a := driver.find_element("css selector", "#links a"))
+                        .is_displayed() and a, timeout=10)
+        link.click()
+        rows = wait_for(lambda: driver.find_elements("css selector", "#segments tbody tr"),
+                        timeout=10)
+        assert [r.get_attribute("data-path") for r in rows] == [
+            segment_path(root, "cam1", start).relative_to(root).as_posix()]
     finally:
         for sender in viewer.senders.values():
             sender.stop()

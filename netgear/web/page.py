@@ -28,6 +28,7 @@ PAGE = """<!doctype html>
 </head>
 <body>
 <h1>netgear montage</h1>
+<p id="links" hidden><a href="/recordings">recordings</a></p>
 <img id="montage" src="/montage.mjpg" alt="live montage of every stream">
 <table id="stats">
   <thead><tr><th>stream</th><th>port</th><th>status</th><th>fps</th><th>frames</th>
@@ -74,6 +75,9 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 1000);
+// one cheap listing (no stream is named "-") just to learn whether recordings are on
+fetch("/api/recordings?stream=-", {cache: "no-store"}).then(r => r.json())
+  .then(d => { document.getElementById("links").hidden = !d.enabled; }).catch(() => {});
 </script>
 </body>
 </html>

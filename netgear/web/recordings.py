@@ -11,16 +11,14 @@ are bounded so a huge folder or log cannot stall the viewer.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 __all__ = ["MAX_LISTED", "Recordings"]
-
-logger = logging.getLogger(__name__)
 
 MAX_LISTED = 500  # segments per listing, newest first
 EVENT_TAIL = 256 * 1024  # bytes read from the end of each daily event log
@@ -176,8 +174,34 @@ class Recordings:
         return None
 
 
+_TAILS: dict[Path, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+_TAILS_LOCK = threading.Lock()
+
+
 def _tail(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects in the last EVENT_TAIL bytes of ``path``; bad lines are skipped."""
+    """The JSON objects in the last EVENT_TAIL bytes of ``path``; bad lines are skipped.
+
+    Cached by size and mtime: every open stream page asks once a second, and the log
+    changes far less often than that.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    key = (st.st_size, st.st_mtime_ns)
+    with _TAILS_LOCK:
+        cached = _TAILS.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    events = _read_tail(path)
+    with _TAILS_LOCK:
+        if len(_TAILS) >= 8:  # two days per folder; a few folders at most
+            _TAILS.clear()
+        _TAILS[path] = (key, events)
+    return events
+
+
+def _read_tail(path: Path) -> list[dict[str, Any]]:
     try:
         with path.open("rb") as fh:
             size = fh.seek(0, os.SEEK_END)
