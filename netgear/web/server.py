@@ -40,6 +40,9 @@ class ViewerServer:
     The listening socket is bound in the constructor, so :attr:`port` is known (and a busy
     port fails) before anything starts. :meth:`stop` returns within a few seconds even
     while browsers hold MJPEG streams open.
+
+    ``recordings_dir``: the output folder of ``netgear record``; the viewer lists, plays
+    and reads the event log of what is there (None: no recordings UI). It is only read.
     """
 
     def __init__(self, hub: MontageHub, host: str = "127.0.0.1", port: int = 8000,
