@@ -335,3 +335,16 @@ def test_history_ring_is_bounded_and_bitrate_is_bytes_over_time():
     # a counter that went backwards (the receiver restarted) is no negative bitrate
     history.sample([stream], {"1": {"bytes": 0}}, now=1011.0)
     assert history.samples("1")[-1][3] == 0.0
+
+
+def test_stream_jpeg_of_grey_bgra_and_non_image_frames(hub):
+    port = hub.ports[0]
+    assert hub.stream_jpeg(port) is None  # no frame yet
+    for shape in ((120, 160), (120, 160, 4)):
+        hub._store((port, np.full(shape, 200, np.uint8)))  # what the receive thread does
+        hub._stream_jpegs.clear()
+        image = cv2.imdecode(np.frombuffer(hub.stream_jpeg(port), np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (120, 160, 3) and abs(int(image.mean()) - 200) < 3
+    hub._store((port, np.zeros((4, 4), np.float32)))
+    hub._stream_jpegs.clear()
+    assert hub.stream_jpeg(port) is None

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from ..errors import NetGearError, PeerTimeoutError
-from ..helpers import fit_frame, make_montage
+from ..errors import NetGearError, PayloadError, PeerTimeoutError
+from ..helpers import fit_frame, make_montage, to_bgr
 from ..netgear import NetGear
 from .history import History
 
@@ -256,7 +256,10 @@ class MontageHub:
             now = time.monotonic()
             if data and now - stamp < 1.0 / max_fps:
                 return data
-            data = encode_jpeg(frame, quality)
+            try:
+                data = encode_jpeg(to_bgr(frame), quality)  # grey and BGRA frames too
+            except PayloadError:  # not an image (e.g. float data): nothing to show
+                return None
             self._stream_jpegs[port] = (now, data)
             return data
 
