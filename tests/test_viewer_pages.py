@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -348,3 +350,26 @@ def test_stream_jpeg_of_grey_bgra_and_non_image_frames(hub):
     hub._store((port, np.zeros((4, 4), np.float32)))
     hub._stream_jpegs.clear()
     assert hub.stream_jpeg(port) is None
+
+
+@pytest.mark.timeout(30)
+def test_a_segment_growing_while_served_is_sent_at_its_size_when_asked(hub, tmp_path,
+                                                                        caplog):
+    root = tmp_path / "rec"
+    path = segment_path(root, "cam1", time.time())
+    path.parent.mkdir(parents=True)
+    data = os.urandom(4 * 1024 * 1024)  # far more than the socket buffers hold
+    path.write_bytes(data)
+    rel = path.relative_to(root).as_posix()
+    with _client(hub, root) as client, client.stream("GET", f"/files/{rel}") as res:
+        assert res.status_code == 200 and int(res.headers["content-length"]) == len(data)
+        chunks = res.iter_raw()
+        got = next(chunks)
+        with path.open("ab") as fh:  # the recorder appends a fragment meanwhile
+            fh.write(b"\0" * 1024 * 1024)
+        for chunk in chunks:
+            got += chunk
+    assert got == data
+    # reading on to the new end would overrun the Content-Length: an ASGI error server-side
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

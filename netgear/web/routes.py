@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Optional
 
 from .hub import MontageHub
@@ -15,6 +17,18 @@ __all__ = ["stream_routes"]
 
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_EVENTS = 100
+CHUNK = 64 * 1024
+
+
+def _first_bytes(path: Path, size: int) -> Iterator[bytes]:
+    """At most ``size`` bytes of ``path``: a segment still being written grows meanwhile."""
+    with path.open("rb") as fh:
+        while size > 0:
+            chunk = fh.read(min(CHUNK, size))
+            if not chunk:
+                return
+            size -= len(chunk)
+            yield chunk
 
 
 def stream_routes(hub: MontageHub, recordings: Optional[Recordings], mjpeg: Any) -> list[Any]:
@@ -27,6 +41,7 @@ def stream_routes(hub: MontageHub, recordings: Optional[Recordings], mjpeg: Any)
         JSONResponse,
         PlainTextResponse,
         Response,
+        StreamingResponse,
     )
     from starlette.routing import Route
 
@@ -103,9 +118,20 @@ def stream_routes(hub: MontageHub, recordings: Optional[Recordings], mjpeg: Any)
             path = await run_in_threadpool(recordings.resolve, request.path_params["path"])
         if path is None:
             return PlainTextResponse("no such recording", status_code=404)
-        # FileResponse answers Range requests (206, 416), streaming 64 KiB chunks
-        return FileResponse(path, media_type=Recordings.media_type(path), headers={
-            "Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"})
+        headers = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
+        media_type = Recordings.media_type(path)
+        if request.method == "GET" and "range" not in request.headers:
+            # FileResponse would read a growing segment to its end, past the Content-Length
+            # it announced; send the size it had when asked
+            try:
+                size = path.stat().st_size
+            except OSError:
+                return PlainTextResponse("no such recording", status_code=404)
+            headers.update({"Content-Length": str(size), "Accept-Ranges": "bytes"})
+            return StreamingResponse(_first_bytes(path, size), media_type=media_type,
+                                     headers=headers)
+        # Range requests (206, 416; bounded by the size at the start) and HEAD
+        return FileResponse(path, media_type=media_type, headers=headers)
 
     return [
         Route("/stream/{port}", page),
