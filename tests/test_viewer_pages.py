@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import signal
@@ -373,3 +374,30 @@ def test_a_segment_growing_while_served_is_sent_at_its_size_when_asked(hub, tmp_
     # reading on to the new end would overrun the Content-Length: an ASGI error server-side
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+def test_listing_limit_reads_newest_days_and_sees_sidecars_appear(root):
+    data = next(root.rglob("*.mp4")).read_bytes()
+    base = time.time() - 5 * 86400
+    for day in range(4):
+        for stream in ("cam1", "cam3"):
+            for minute in range(3):
+                path = segment_path(root, stream, base + day * 86400 + minute * 60)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+    rec = Recordings(root)
+    everything = rec.segments(limit=10_000)
+    assert len(everything) == 4 * 2 * 3 + 3  # + the fixture's two segments and JPEG day
+    for limit in (1, 4, 7, 20):
+        assert rec.segments(limit=limit) == everything[:limit]
+    assert rec.segments(("cam3",), limit=2) == [s for s in everything
+                                                if s["stream"] == "cam3"][:2]
+    newest = rec.segments(("cam3",), limit=1)[0]
+    assert newest["complete"] is None
+    # the recorder closes the segment: the next listing shows the sidecar, not a cached row
+    (root / (newest["path"] + ".json")).write_text(json.dumps(
+        {"start": newest["start"], "end": newest["start"] + 60, "frames": 900,
+         "complete": True}))
+    again = rec.segments(("cam3",), limit=1)[0]
+    assert again["path"] == newest["path"]
+    assert (again["complete"], again["frames"], again["duration"]) == (True, 900, 60.0)

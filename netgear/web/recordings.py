@@ -21,6 +21,7 @@ from typing import Any, Optional
 __all__ = ["MAX_LISTED", "Recordings"]
 
 MAX_LISTED = 500  # segments per listing, newest first
+MAX_CACHED = 20_000  # segment rows kept between listings (a few MB at most)
 EVENT_TAIL = 256 * 1024  # bytes read from the end of each daily event log
 EVENT_DAYS = 2  # today's log and yesterday's: enough for "recent"
 SERVED = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -33,6 +34,7 @@ class Recordings:
 
     def __init__(self, root: os.PathLike[str] | str) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._cache: dict[tuple[str, int, int, Optional[int]], dict[str, Any]] = {}
 
     # -- files ------------------------------------------------------------------------
     def resolve(self, relative: str) -> Optional[Path]:
@@ -54,14 +56,23 @@ class Recordings:
 
     def segments(self, streams: tuple[str, ...] = (), limit: int = MAX_LISTED
                  ) -> list[dict[str, Any]]:
-        """Segments (and JPEG days) newest first, of ``streams`` only when given."""
-        out: list[dict[str, Any]] = []
+        """Segments (and JPEG days) newest first, of ``streams`` only when given.
+
+        Day folders are read newest first and reading stops once ``limit`` items are in:
+        weeks of one-minute segments cost one listing of the days, not a stat per file.
+        """
+        days: list[tuple[str, str, Path]] = []
         for stream_dir in self._dirs(self.root):
             if stream_dir.name == "events" or (streams and stream_dir.name not in streams):
                 continue
-            for day_dir in self._dirs(stream_dir):
-                if DAY.match(day_dir.name):
-                    out.extend(self._day(stream_dir.name, day_dir))
+            days.extend((d.name, stream_dir.name, d) for d in self._dirs(stream_dir)
+                        if DAY.match(d.name))
+        days.sort(reverse=True)
+        out: list[dict[str, Any]] = []
+        for index, (day, stream, day_dir) in enumerate(days):
+            out.extend(self._day(stream, day_dir))
+            if len(out) >= limit and (index + 1 == len(days) or days[index + 1][0] != day):
+                break
         out.sort(key=lambda s: (s["start"] or 0, s["path"]), reverse=True)
         return out[:limit]
 
@@ -72,17 +83,28 @@ class Recordings:
             entries = list(os.scandir(day_dir))
         except OSError:
             return items
+        stats: dict[str, os.stat_result] = {}
         for entry in entries:
-            name = entry.name
             try:
-                st = entry.stat()
+                stats[entry.name] = entry.stat()
             except OSError:  # removed by retention while we looked
                 continue
+        for name, st in stats.items():
             if name.lower().endswith((".jpg", ".jpeg")):
                 jpegs, jpeg_bytes, newest = jpegs + 1, jpeg_bytes + st.st_size, max(newest,
                                                                                    st.st_mtime)
             elif name.endswith(".mp4"):
-                items.append(self._segment(stream, day_dir, name, st.st_size, st.st_mtime))
+                side = stats.get(name + ".json")
+                # a segment and its sidecar unchanged since the last listing: reuse its row
+                key = (str(day_dir / name), st.st_size, st.st_mtime_ns,
+                       side.st_mtime_ns if side else None)
+                item = self._cache.get(key)
+                if item is None:
+                    if len(self._cache) >= MAX_CACHED:
+                        self._cache.clear()
+                    item = self._cache[key] = self._segment(stream, day_dir, name,
+                                                            st.st_size, st.st_mtime)
+                items.append(dict(item))
         if jpegs:
             items.append({"stream": stream, "day": day_dir.name, "kind": "jpeg",
                           "path": f"{stream}/{day_dir.name}", "files": jpegs,
