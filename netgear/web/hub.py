@@ -242,7 +242,6 @@ class MontageHub:
             self._jpeg = (now, data)
             return data
 
-
     def stream_jpeg(self, port: str, max_fps: float = 15.0, quality: int = 80
                     ) -> Optional[bytes]:
         """One stream's newest frame as JPEG (None before its first), shared like the montage."""
@@ -262,6 +261,7 @@ class MontageHub:
                 return None
             self._stream_jpegs[port] = (now, data)
             return data
+
 
 
 def _grey_out(tile: np.ndarray) -> np.ndarray:
