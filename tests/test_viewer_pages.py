@@ -93,7 +93,7 @@ def test_stream_page_history_samples_and_hub_events():
         gaps = np.diff(times)
         assert 0.5 < float(np.median(gaps)) < 2.0  # about one sample a second
         last = doc["samples"][-1]
-        assert 10 <= last[1] <= 30  # fps of a 20 fps sender
+        assert 5 <= last[1] <= 35  # fps of a 20 fps sender (wide: a loaded 2-core CI box)
         assert last[2] >= 0  # latency ms
         assert last[3] > 10  # kbit/s: JPEG frames of 320x240 at 20 fps are far above this
         assert [e["event"] for e in doc["events"]] == ["joined"]
