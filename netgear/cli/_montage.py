@@ -83,7 +83,7 @@ def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
                 web_host: str = "127.0.0.1", web_port: int = 8000,
                 web_token: Optional[str] = None, web_allow_hosts: Sequence[str] = (),
                 seconds: Optional[float] = None, stats_every: float = 5.0,
-                title: str = "montage") -> int:
+                title: str = "montage", recordings_dir: Optional[str] = None) -> int:
     """Serve (or show) the montage until ``stop`` is set or ``seconds`` pass; 0 on success."""
     deadline = None if seconds is None else time.monotonic() + seconds
     if window:
@@ -91,7 +91,7 @@ def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
     from ..web.server import ViewerServer
 
     web = ViewerServer(hub, host=web_host, port=web_port, token=web_token,
-                       allowed_hosts=web_allow_hosts)
+                       allowed_hosts=web_allow_hosts, recordings_dir=recordings_dir)
     try:
         web.start()
         login = " (add ?token=TOKEN once)" if web_token else ""

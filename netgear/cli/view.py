@@ -49,6 +49,9 @@ def add_parser(subparsers: Any) -> None:
                    "(needs a display and opencv-python with GUI support)")
     p.add_argument("--tile", type=resolution, default=(320, 240), metavar="WxH",
                    help="size of each stream's cell in the montage (default 320x240)")
+    p.add_argument("--recordings", default=None, metavar="DIR",
+                   help="a netgear record --out folder: list and play its segments and show "
+                   "its event log on the page")
     add_secure_args(p)
     add_display_args(p)
     p.set_defaults(run=run, cli_parser=p)
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             return run_montage(hub, stop, window=args.window, web_host=args.web_host,
                                web_port=args.web_port, web_token=args.web_token,
                                web_allow_hosts=args.web_allow_host, seconds=args.seconds,
-                               stats_every=args.stats_every, title="view")
+                               stats_every=args.stats_every, title="view",
+                               # `--record DIR` (the recorder) implies showing what it records
+                               recordings_dir=args.recordings or getattr(args, "record", None))
         finally:
             hub.close()

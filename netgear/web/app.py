@@ -1,13 +1,15 @@
-"""The viewer's Starlette app: ``/`` page, ``/montage.mjpg`` MJPEG, ``/montage.jpg``, ``/stats``."""
+"""The viewer's Starlette app: ``/`` page, ``/montage.mjpg`` MJPEG, ``/montage.jpg``, ``/stats``,
+and the stream/recording routes of :mod:`netgear.web.routes`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..errors import DependencyError
 from .guard import GuardCounters
@@ -33,7 +35,11 @@ def _starlette() -> Any:
 
 
 class _Mjpeg:
-    """Raw ASGI endpoint: StreamingResponse cannot time out a send or drop its connection."""
+    """Raw ASGI endpoint: StreamingResponse cannot time out a send or drop its connection.
+
+    Serves the montage, or one stream's frames when the route has a ``port`` path parameter;
+    both share the ``max_streams`` cap.
+    """
 
     def __init__(self, hub: MontageHub, max_fps: float, stop: threading.Event,
                  max_streams: int, send_timeout: float, counters: GuardCounters) -> None:
@@ -71,8 +77,8 @@ class _Mjpeg:
             while not self.stop.is_set() and not gone.done():
                 # composing + encoding takes milliseconds: keep it off the event loop so
                 # /stats and other clients stay responsive
-                data = await offload(self.hub.montage_jpeg, self.max_fps)
-                if data is not last:
+                data = await offload(self._render, scope)
+                if data is not None and data is not last:
                     last = data
                     part = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                             f"Content-Length: {len(data)}\r\n\r\n").encode() + data + b"\r\n"
@@ -87,6 +93,12 @@ class _Mjpeg:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
+
+    def _render(self, scope: dict[str, Any]) -> Optional[bytes]:
+        port = scope.get("path_params", {}).get("port")
+        if port is None:
+            return self.hub.montage_jpeg(self.max_fps)
+        return self.hub.stream_jpeg(port, self.max_fps)  # None until the stream's first frame
 
     async def _drop(self, scope: dict[str, Any], gone: asyncio.Future[None]) -> None:
         # The client stopped reading: free its buffers now rather than keep montages queued
@@ -111,11 +123,14 @@ def create_app(hub: MontageHub, max_fps: float = MAX_FPS,
                stopping: Optional[threading.Event] = None, *, token: Optional[str] = None,
                allowed_hosts: Optional[Sequence[str]] = None, max_streams: int = MAX_STREAMS,
                send_timeout: float = SEND_TIMEOUT,
-               counters: Optional[GuardCounters] = None) -> Any:
+               counters: Optional[GuardCounters] = None,
+               recordings_dir: Optional[Union[str, os.PathLike[str]]] = None) -> Any:
     """Build the ASGI app serving ``hub``. ``stopping`` ends open MJPEG streams when set.
 
     ``allowed_hosts``: Host header names answered (None: any, for mounting in a larger
     app that checks them itself). ``token``: required on every request when given.
+    ``recordings_dir``: a ``netgear record`` output folder to list and play (None: no
+    recordings UI). Every route sits behind the same Host and token checks.
     """
     _starlette()
     from starlette.applications import Starlette
@@ -127,6 +142,8 @@ def create_app(hub: MontageHub, max_fps: float = MAX_FPS,
     from starlette.routing import Route
 
     from .access import TokenMiddleware
+    from .recordings import Recordings
+    from .routes import stream_routes
 
     stop = stopping or threading.Event()
     guard = counters or GuardCounters()
@@ -149,9 +166,12 @@ def create_app(hub: MontageHub, max_fps: float = MAX_FPS,
                                      www_redirect=False))
     if token:
         middleware.append(Middleware(TokenMiddleware, token=token, counters=guard))
+    mjpeg = _Mjpeg(hub, max_fps, stop, max_streams, send_timeout, guard)
+    recordings = None if recordings_dir is None else Recordings(recordings_dir)
     return Starlette(middleware=middleware, routes=[
         Route("/", index),
         Route("/montage.jpg", snapshot),
         Route("/stats", stats),
-        Route("/montage.mjpg", _Mjpeg(hub, max_fps, stop, max_streams, send_timeout, guard)),
+        Route("/montage.mjpg", mjpeg),
+        *stream_routes(hub, recordings, mjpeg),
     ])

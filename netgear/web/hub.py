@@ -19,9 +19,10 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from ..errors import NetGearError, PeerTimeoutError
-from ..helpers import fit_frame, make_montage
+from ..errors import NetGearError, PayloadError, PeerTimeoutError
+from ..helpers import fit_frame, make_montage, to_bgr
 from ..netgear import NetGear
+from .history import History
 
 __all__ = ["MontageHub", "StreamView"]
 
@@ -33,6 +34,7 @@ JOIN_TIMEOUT = 3.0
 # fps is counted over a window of arrivals: an average of 1/gap overstates jittery streams
 FPS_WINDOW = 2.0
 FPS_SAMPLES = 256
+SAMPLE_EVERY = 1.0  # seconds between history samples (the stream pages' plots)
 
 
 @dataclass
@@ -81,6 +83,8 @@ class MontageHub:
         self._jpeg_lock = threading.Lock()  # one encoder at a time; others reuse its result
         self._jpeg: tuple[float, bytes] = (0.0, b"")
         self.error: Optional[BaseException] = None
+        self.history = History()
+        self._stream_jpegs: dict[str, tuple[float, bytes]] = {}
         # recv() wakes up now and then even when nothing arrives, to refresh the stats copy.
         # The port is a list even for one server: multi-server mode wants one.
         options.setdefault("receive_timeout", STATS_EVERY)
@@ -115,9 +119,12 @@ class MontageHub:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        next_stats = 0.0
+        next_stats = next_sample = 0.0
         try:
             while not self._stop.is_set():
+                if time.monotonic() >= next_sample:  # recv() wakes at least every 0.25 s
+                    next_sample = time.monotonic() + SAMPLE_EVERY
+                    self._sample()
                 try:
                     item = self._gear.recv()
                 except PeerTimeoutError:  # quiet for receive_timeout: just refresh the stats
@@ -162,6 +169,11 @@ class MontageHub:
             return
         with self._lock:
             self._stats = stats
+
+    def _sample(self) -> None:
+        with self._lock:
+            counters = dict(self._stats.get("streams", {}))
+        self.history.sample(self.snapshot(), counters)
 
     # -- snapshots for readers ------------------------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:
@@ -228,6 +240,26 @@ class MontageHub:
                 return data
             data = encode_jpeg(self.montage(), quality)
             self._jpeg = (now, data)
+            return data
+
+    def stream_jpeg(self, port: str, max_fps: float = 15.0, quality: int = 80
+                    ) -> Optional[bytes]:
+        """One stream's newest frame as JPEG (None before its first), shared like the montage."""
+        with self._lock:
+            view = self._views.get(port)
+            frame = None if view is None else view.frame
+        if frame is None:
+            return None
+        with self._jpeg_lock:
+            stamp, data = self._stream_jpegs.get(port, (0.0, b""))
+            now = time.monotonic()
+            if data and now - stamp < 1.0 / max_fps:
+                return data
+            try:
+                data = encode_jpeg(to_bgr(frame), quality)  # grey and BGRA frames too
+            except PayloadError:  # not an image (e.g. float data): nothing to show
+                return None
+            self._stream_jpegs[port] = (now, data)
             return data
 
 

@@ -23,10 +23,12 @@ PAGE = """<!doctype html>
   tr.stale td.status { color: #e55; font-weight: bold; }
   tr.live td.status { color: #5c5; }
   #error { color: #e55; }
+  a { color: #8bf; }
 </style>
 </head>
 <body>
 <h1>netgear montage</h1>
+<p id="links" hidden><a href="/recordings">recordings</a></p>
 <img id="montage" src="/montage.mjpg" alt="live montage of every stream">
 <table id="stats">
   <thead><tr><th>stream</th><th>port</th><th>status</th><th>fps</th><th>frames</th>
@@ -54,7 +56,12 @@ async function refresh() {
       const tr = document.createElement("tr");
       tr.className = s.status;
       tr.dataset.port = s.port;
-      tr.append(cell(s.name), cell(s.port), cell(s.status.toUpperCase(), "status"),
+      const link = document.createElement("a");  // the stream's own page: plots, events
+      link.href = "/stream/" + encodeURIComponent(s.port);
+      link.textContent = s.port;
+      const portCell = cell("");
+      portCell.append(link);
+      tr.append(cell(s.name), portCell, cell(s.status.toUpperCase(), "status"),
                 cell(s.fps.toFixed(1)), cell(s.frames), cell(s.dropped),
                 cell(s.latency_ms.toFixed(1)), cell(ago(s.age)));
       return tr;
@@ -68,6 +75,9 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 1000);
+// one cheap listing (no stream is named "-") just to learn whether recordings are on
+fetch("/api/recordings?stream=-", {cache: "no-store"}).then(r => r.json())
+  .then(d => { document.getElementById("links").hidden = !d.enabled; }).catch(() => {});
 </script>
 </body>
 </html>

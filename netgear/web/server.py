@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 from ..errors import DependencyError, OptionError, TransportError
 from .access import TOKEN_ENV, allowed_hosts_for, is_loopback
@@ -38,19 +40,24 @@ class ViewerServer:
     The listening socket is bound in the constructor, so :attr:`port` is known (and a busy
     port fails) before anything starts. :meth:`stop` returns within a few seconds even
     while browsers hold MJPEG streams open.
+
+    ``recordings_dir``: the output folder of ``netgear record``; the viewer lists, plays
+    and reads the event log of what is there (None: no recordings UI). It is only read.
     """
 
     def __init__(self, hub: MontageHub, host: str = "127.0.0.1", port: int = 8000,
                  max_fps: float = MAX_FPS, *, token: Optional[str] = None,
                  allowed_hosts: Sequence[str] = (), max_connections: int = MAX_CONNECTIONS,
                  max_streams: int = MAX_STREAMS, header_timeout: float = HEADER_TIMEOUT,
-                 send_timeout: float = SEND_TIMEOUT) -> None:
+                 send_timeout: float = SEND_TIMEOUT,
+                 recordings_dir: Optional[Union[str, os.PathLike[str]]] = None) -> None:
         try:
             import uvicorn
         except ImportError as exc:
             raise DependencyError("the web viewer needs starlette and uvicorn: "
                                   "pip install netgear[web]") from exc
         _check_limits(max_connections, max_streams, header_timeout, send_timeout)
+        _check_recordings(recordings_dir)
         self.public = not is_loopback(host)
         if token is not None and len(token) < MIN_TOKEN:
             raise OptionError(f"the web viewer's token is {len(token)} characters; use at "
@@ -67,7 +74,8 @@ class ViewerServer:
         self.allowed_hosts = allowed_hosts_for(host, allowed_hosts)
         app = create_app(hub, max_fps=max_fps, stopping=self._stopping, token=token,
                          allowed_hosts=self.allowed_hosts, max_streams=max_streams,
-                         send_timeout=send_timeout, counters=self.counters)
+                         send_timeout=send_timeout, counters=self.counters,
+                         recordings_dir=recordings_dir)
         self._sock = _listen(host, port)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
@@ -156,6 +164,19 @@ def _check_limits(max_connections: int, max_streams: int, header_timeout: float,
         if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise OptionError(f"{key}={value!r} must be a number of seconds above 0",
                               key=key)
+
+
+def _check_recordings(recordings_dir: Any) -> None:
+    if recordings_dir is None:
+        return
+    if not isinstance(recordings_dir, (str, os.PathLike)) or not str(recordings_dir):
+        raise OptionError(f"recordings_dir={recordings_dir!r} must be a folder path (the "
+                          "--out of netgear record) or None", key="recordings_dir")
+    path = Path(recordings_dir).expanduser()
+    # a folder the recorder has not created yet is fine: the page says so until it exists
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"recordings_dir={str(recordings_dir)!r} is a file, not a folder; "
+                          "give the --out folder of netgear record", key="recordings_dir")
 
 
 def _listen(host: str, port: int) -> socket.socket:
