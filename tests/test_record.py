@@ -316,8 +316,7 @@ def test_unwritable_stream_folder_is_an_error_status_and_receiving_goes_on(tmp_p
         assert str(tmp_path) in status["error"]
         assert status["streams"][str(bad)]["state"] == "error"
         assert status["streams"][str(good)]["error"] is None
-        snap = {s["port"]: s for s in hub.snapshot()}
-        assert snap[str(bad)]["frames"] == 10  # receiving went on for the failing stream
+        wait_for(lambda: hub_frames(hub, bad) == 10, timeout=10)  # receiving went on
         errors = [e for e in events(tmp_path) if e["event"] == "error"]
         assert errors and errors[0]["stream"] == str(bad)
         wait_for(lambda: status_frames(hub, good) == 10, timeout=10)
@@ -326,6 +325,10 @@ def test_unwritable_stream_folder_is_an_error_status_and_receiving_goes_on(tmp_p
             sender.close()
         hub.close()
     assert len(decode(segments(tmp_path, "fine")[0])) == 10
+
+
+def hub_frames(hub, port):
+    return {s["port"]: s for s in hub.snapshot()}[str(port)]["frames"]
 
 
 def status_frames(hub, port):
@@ -400,3 +403,33 @@ def test_view_record_records_while_serving_the_page(tmp_path, capsys):
     assert len(files) >= 2
     assert all(decode(p) for p in files)
     assert all(json.loads(p.with_name(p.name + ".json").read_text())["complete"] for p in files)
+
+
+@pytest.mark.timeout(60)
+def test_disk_full_is_an_error_status_and_receiving_goes_on(tmp_path):
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    port = free_port()
+    hub = sender = None
+    try:
+        hub = _hub(disk, [port], retry_after=60)
+        sender = _sender(port)
+        rng = np.random.default_rng(1)
+        for _ in range(40):  # noise does not compress: ~100 kB a frame fills 256 kB fast
+            sender.send(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), message="noisy")
+        status = wait_for(lambda: (s := hub.stats()["recording"])["error"] and s, timeout=15)
+        assert "No space left on device" in status["error"]
+        assert "cannot record stream 'noisy'" in status["error"]
+        assert status["streams"][str(port)]["state"] == "error"
+        sender.send(make_frame(0), message="noisy")  # receiving still works
+        wait_for(lambda: hub_frames(hub, port) == 41, timeout=10)
+    finally:
+        if sender is not None:
+            sender.close()
+        if hub is not None:
+            hub.close()
+        subprocess.run(["umount", str(disk)], check=False)
