@@ -17,6 +17,7 @@ import av
 import numpy as np
 import pytest
 from conftest import free_port
+from test_browser import browser  # noqa: F401 - the headless Chromium fixture
 from web_helpers import wait_for
 
 from netgear import NetGear
@@ -433,3 +434,35 @@ def test_disk_full_is_an_error_status_and_receiving_goes_on(tmp_path):
         if hub is not None:
             hub.close()
         subprocess.run(["umount", str(disk)], check=False)
+
+
+# -- browser ------------------------------------------------------------------------------------
+PLAYER = """<html><body><video id=v muted src="SRC"></video><div id=r></div><script>
+const v = document.getElementById('v'), r = document.getElementById('r');
+v.addEventListener('error', () => { r.textContent = 'error ' + (v.error && v.error.code); });
+v.addEventListener('ended', () => {
+  r.textContent = 'ended ' + v.getVideoPlaybackQuality().totalVideoFrames + ' ' + v.videoWidth;
+});
+v.play().catch(e => { r.textContent = 'refused ' + e; });
+</script></body></html>"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(60)
+def test_chromium_plays_finished_and_killed_segments(tmp_path, browser):  # noqa: F811
+    import shutil as sh
+
+    writer = SegmentWriter(tmp_path, "cam", segment_seconds=600)
+    t0 = time.time()
+    for i in range(45):
+        writer.write_frame(make_frame(i), t0 + i / 15)
+    sh.copy(writer.path, tmp_path / "killed.mp4")  # as a SIGKILL would leave it
+    writer.close()
+    sh.copy(writer.path, tmp_path / "finished.mp4")
+    for name, frames in (("finished", 45), ("killed", 44)):
+        page = tmp_path / f"{name}.html"
+        page.write_text(PLAYER.replace("SRC", f"{name}.mp4"))
+        browser.get(page.as_uri())
+        result = wait_for(lambda: browser.find_element("id", "r").text, timeout=20,
+                          every=0.2)
+        assert result == f"ended {frames} 320", name

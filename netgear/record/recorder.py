@@ -265,9 +265,12 @@ class Recorder:
         self._stop.set()
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
-        for st in streams:
-            st.queue.put(_CLOSE)  # blocks only while that writer drains its short queue
         deadline = time.monotonic() + timeout
+        for st in streams:
+            try:  # waits only while that writer drains its short queue
+                st.queue.put(_CLOSE, timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Full:  # a writer stuck on a hung disk: leave its daemon thread
+                logger.error("recording of %s did not finish in %g s", st.name, timeout)
         for st in streams:
             st.thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -87,11 +87,12 @@ class Retention:
 
 
 def _trim(files: list[tuple[float, int, Path, str]], limit: int,
-          drop: object) -> list[tuple[float, int, Path, str]]:
+          drop: Callable[[tuple[float, int, Path, str]], bool]
+          ) -> list[tuple[float, int, Path, str]]:
     total = sum(f[1] for f in files)
     left = []
     for entry in files:  # oldest first
-        if total > limit and drop(entry):  # type: ignore[operator]
+        if total > limit and drop(entry):
             total -= entry[1]
         else:
             left.append(entry)
