@@ -371,6 +371,11 @@ def test_record_argument_errors(argv, expected, capsys):
     assert expected in capsys.readouterr().err
 
 
+def test_view_retention_flags_need_record(capsys):
+    assert main(["view", "--port", str(free_port()), "--max-age", "7d"]) == 1
+    assert "--max-age needs --record DIR" in capsys.readouterr().err
+
+
 def test_record_bad_crf_is_one_line(tmp_path, capsys):
     assert main(["record", "--out", str(tmp_path), "--crf", "99", "--port",
                  str(free_port())]) == 1

@@ -22,7 +22,7 @@ from ._common import (
 )
 from ._montage import format_stats
 
-__all__ = ["add_parser", "add_record_args", "make_recorder", "run"]
+__all__ = ["add_parser", "add_record_args", "make_recorder", "recorder_for_view", "run"]
 
 HELP = "receive from many senders and record every stream (MP4 segments or JPEG files)"
 DESCRIPTION = """\
@@ -84,6 +84,18 @@ def make_recorder(args: argparse.Namespace, out: str) -> Recorder:
     return Recorder(Path(out).expanduser(), format=args.record_format,
                     segment_seconds=args.segment_seconds, retention=retention,
                     stale_after=getattr(args, "stale_after", 2.0), crf=args.crf)
+
+
+def recorder_for_view(args: argparse.Namespace) -> Optional[Recorder]:
+    """``view --record DIR``'s recorder; recording flags without --record are a mistake."""
+    if args.record:
+        return make_recorder(args, args.record)
+    given = [flag for flag, key in (("--max-age", "max_age"), ("--max-bytes", "max_bytes"),
+                                    ("--max-bytes-total", "max_bytes_total"))
+             if getattr(args, key) is not None]
+    if given:
+        raise CliError(f"{given[0]} needs --record DIR (it limits what is recorded)")
+    return None
 
 
 def add_parser(subparsers: Any) -> None:

@@ -16,7 +16,7 @@ from ._common import (
     stop_on_signals,
 )
 from ._montage import add_display_args, check_display, check_web, run_montage
-from .record import add_record_args, make_recorder
+from .record import add_record_args, recorder_for_view
 
 __all__ = ["add_parser", "run"]
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.window:
         check_display()  # before binding anything: fail fast on a headless machine
     check_web(args)
-    recorder = make_recorder(args, args.record) if args.record else None
+    recorder = recorder_for_view(args)
     with stop_on_signals() as stop:
         hub_kwargs = dict(address=args.address, pattern=args.pattern,
                           stale_after=args.stale_after, tile=args.tile, **options)
