@@ -22,7 +22,7 @@ from web_helpers import wait_for
 
 from netgear import NetGear
 from netgear.cli import main
-from netgear.errors import OptionError
+from netgear.errors import OptionError, PeerTimeoutError
 from netgear.record import Recorder, Retention, SegmentWriter, safe_name
 from netgear.record.hub import RecordingHub
 
@@ -388,12 +388,19 @@ def test_view_record_records_while_serving_the_page(tmp_path, capsys):
     stop = threading.Event()
 
     def send():
-        with _sender(port) as sender:
+        # the viewer stops first: its last unanswered frame ends this sender quickly
+        sender = NetGear(address="127.0.0.1", port=port, pattern=1, multiserver_mode=True,
+                         request_timeout=2.0, max_retries=0)
+        try:
             i = 0
             while not stop.is_set():
                 sender.send(make_frame(i), message="door")
                 i += 1
                 stop.wait(1 / 15)
+        except PeerTimeoutError:
+            pass
+        finally:
+            sender.close()
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
