@@ -275,6 +275,10 @@ def test_event_log_records_join_message_stale_live_segments_and_leave(tmp_path):
         for i in range(5):
             sender.send(make_frame(i), message="cam1")
         sender.send(make_frame(5), message="motion at the door")
+        sender.send(np.zeros(0, np.uint8), message="door closed")  # a text alone
+        wait_for(lambda: hub_frames(hub, port) == 7, timeout=10)
+        assert hub.montage().shape[:2] == (240, 320)  # still the last picture
+        assert hub.snapshot()[0]["name"] == "motion at the door"  # not renamed by the text
         key = str(port)
         wait_for(lambda: any(e["event"] == "stale" for e in events(tmp_path)), timeout=15)
         sender.send(make_frame(6), message="cam1")
@@ -285,11 +289,12 @@ def test_event_log_records_join_message_stale_live_segments_and_leave(tmp_path):
                  timeout=10)
         log = events(tmp_path)
         kinds = [e["event"] for e in log if e["stream"] == key]
-        assert kinds == ["joined", "segment_opened", "message", "stale", "live", "left",
-                         "segment_closed"]
-        joined, message = log[0], log[2]
+        assert kinds == ["joined", "segment_opened", "message", "message", "stale", "live",
+                         "left", "segment_closed"]
+        joined, message, alone = log[0], log[2], log[3]
         assert joined["name"] == "cam1" and joined["folder"] == "cam1"
         assert message["text"] == "motion at the door"
+        assert alone["text"] == "door closed"
         assert log[-1]["frames"] == 7
         assert all(isinstance(e["ts"], float) for e in log)
         (path,) = segments(tmp_path, "cam1")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..web.hub import MontageHub
 from .recorder import Recorder
 
@@ -14,7 +16,11 @@ __all__ = ["RecordingHub"]
 class RecordingHub(MontageHub):
     """Receive like :class:`MontageHub` and record what arrives; ``stats()`` gains a
     ``recording`` entry (the recorder's status) for the viewer. Closing the hub closes the
-    recorder after receiving stopped, so the last segments are finished."""
+    recorder after receiving stopped, so the last segments are finished.
+
+    A frame that is not a picture (empty or 1-D, e.g. ``np.zeros(0, np.uint8)``) is how a
+    sender sends a text alone: its message goes to the event log and nothing is recorded.
+    """
 
     def __init__(self, recorder: Recorder, ports: Sequence[int], **kwargs: Any) -> None:
         super().__init__(ports, **kwargs)
@@ -27,12 +33,20 @@ class RecordingHub(MontageHub):
         return self
 
     def _store(self, item: Any) -> None:
-        super()._store(item)
-        port = str(item[0])
+        port, frame = str(item[0]), item[-1]
         message = item[1] if len(item) == 3 else None
         name = message.strip()[:40] if isinstance(message, str) and message.strip() else None
+        picture = isinstance(frame, np.ndarray) and frame.ndim in (2, 3) and frame.size > 0
+        if not picture:  # the montage keeps the stream's last picture and its name
+            with self._lock:
+                view = self._views.get(port)
+                item = (port, None, None if view is None else view.frame)
+        super()._store(item)
         self._joined.add(port)
-        self.recorder.add_frame(port, item[-1], name=name, message=message)
+        if picture:
+            self.recorder.add_frame(port, frame, name=name, message=message)
+        else:  # NetGear always sends an array: an empty or 1-D one carries a message alone
+            self.recorder.add_message(port, message, name=name)
 
     def _copy_stats(self) -> None:
         super()._copy_stats()

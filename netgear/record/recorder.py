@@ -178,6 +178,10 @@ class Recorder:
         self._seen(st, message)
         return self._put(st, ("frame", (frame, time.time() if when is None else when)))
 
+    def add_message(self, key: str, message: Any, name: Optional[str] = None) -> None:
+        """A text that came without a picture (see RecordingHub): logged, nothing recorded."""
+        self._seen(self._stream(key, name), message)
+
     def add_packet(self, key: str, data: bytes, keyframe: bool, pts: Optional[float] = None,
                    codec: str = "h264", width: int = 0, height: int = 0,
                    extradata: Optional[bytes] = None, name: Optional[str] = None) -> bool:
