@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..record.hub import RecordingHub
 from ..web.hub import MontageHub
 from ._common import (
     CliError,
@@ -15,6 +16,7 @@ from ._common import (
     stop_on_signals,
 )
 from ._montage import add_display_args, check_display, check_web, run_montage
+from .record import add_record_args, recorder_for_view
 
 __all__ = ["add_parser", "run"]
 
@@ -54,6 +56,9 @@ def add_parser(subparsers: Any) -> None:
                    "its event log on the page")
     add_secure_args(p)
     add_display_args(p)
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="also record every stream under DIR (see `netgear record`)")
+    add_record_args(p)
     p.set_defaults(run=run, cli_parser=p)
 
 
@@ -67,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
     if args.window:
         check_display()  # before binding anything: fail fast on a headless machine
     check_web(args)
+    recorder = recorder_for_view(args)
     with stop_on_signals() as stop:
-        hub = MontageHub(ports, address=args.address, pattern=args.pattern,
-                         stale_after=args.stale_after, tile=args.tile, **options).start()
+        hub_kwargs = dict(address=args.address, pattern=args.pattern,
+                          stale_after=args.stale_after, tile=args.tile, **options)
+        hub = (MontageHub(ports, **hub_kwargs) if recorder is None
+               else RecordingHub(recorder, ports, **hub_kwargs)).start()
         try:
             return run_montage(hub, stop, window=args.window, web_host=args.web_host,
                                web_port=args.web_port, web_token=args.web_token,
