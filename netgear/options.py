@@ -173,9 +173,44 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (int,),
         32 * 1024 * 1024,
         "Bytes of frames a PAIR or PUB/SUB sender may queue per peer: its high-water mark is "
-        "queue_bytes // size of its first frame (1 to 1000 frames). Receivers queue at most 4 "
-        "frames per peer (1 with conflate); REQ/REP has one frame in flight.",
+        "queue_bytes // size of its first frame (1 to 1000 frames). Receivers: see "
+        "receive_queue_bytes.",
         check=in_range(1, 1 << 40),
+    ),
+    Option(
+        "receive_queue_bytes",
+        (int,),
+        32 * 1024 * 1024,
+        "Receivers: memory budget per peer for queued messages. The high-water mark is "
+        "receive_queue_bytes // max_frame_bytes messages (1 to 1000; 1 with conflate), so a "
+        "peer can park at most (that + 1) messages of parts up to max_frame_bytes each.",
+        check=in_range(1, 1 << 40),
+    ),
+    Option(
+        "handshake_timeout",
+        (float,),
+        5.0,
+        "Seconds a new connection has to complete the ZeroMQ handshake before it is dropped "
+        "(libzmq's default is 30), so idle raw TCP connections do not hold file descriptors.",
+        check=in_range(0.1, 3600),
+    ),
+    Option(
+        "heartbeat_interval",
+        (float,),
+        2.0,
+        "Seconds between ZMTP heartbeats (PING) on every connection. None turns heartbeats "
+        "off: a dead or silent peer then holds its connection until TCP gives up.",
+        check=in_range(0.05, 3600),
+        nullable=True,
+    ),
+    Option(
+        "heartbeat_timeout",
+        (float,),
+        10.0,
+        "Seconds without any message from a peer after a heartbeat before its connection is "
+        "dropped (and, on the connecting side, re-made). Must exceed the time one frame takes "
+        "on the slowest link.",
+        check=in_range(0.1, 6553),
     ),
     Option(
         "conflate",

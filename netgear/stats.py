@@ -73,6 +73,7 @@ class Stats:
     bad_messages: int = 0  # malformed messages dropped
     duplicates: int = 0  # retried frames and repeated end markers, answered but not delivered
     conflated: int = 0  # older frames a conflating receiver skipped for a newer one
+    forged: int = 0  # port tags naming another socket, ENDs from a stranger: dropped
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
 
@@ -94,6 +95,7 @@ class Stats:
             "bad_messages": self.bad_messages,
             "duplicates": self.duplicates,
             "conflated": self.conflated,
+            "forged": self.forged,
             "sent": self.sent,
             "send_dropped": self.send_dropped,
         }
