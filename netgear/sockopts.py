@@ -27,7 +27,9 @@ def receive_queue_frames(settings: Settings) -> int:
     opts = settings.options
     if opts["conflate"]:
         return 1
-    return max(1, min(MAX_QUEUE_FRAMES, opts["receive_queue_bytes"] // opts["max_frame_bytes"]))
+    # Never below 2: with CURVE and ZAP, libzmq first queues a credential message that
+    # takes a slot of its own, and at 1 a REP or SUB socket then waited forever (tested).
+    return max(2, min(MAX_QUEUE_FRAMES, opts["receive_queue_bytes"] // opts["max_frame_bytes"]))
 
 
 def _ms(seconds: float) -> int:
@@ -42,6 +44,11 @@ def base_options(settings: Settings) -> SocketHook:
     depth = receive_queue_frames(settings)
     handshake = _ms(opts["handshake_timeout"])
     beat = opts["heartbeat_interval"]
+    dead = opts["dead_peer_timeout"]
+    # Only where unacknowledged data means a dead link: a receiver sends replies at most, a
+    # publisher may drop anyway. A PAIR or REQ sender facing a paused receiver (zero window)
+    # must not lose its queue to the kernel; request_timeout governs it instead.
+    cap_unacked = receiving or pattern == 2
 
     def apply(sock: zmq.Socket, channel: Channel) -> None:
         if pattern == 2 and receiving:
@@ -69,10 +76,19 @@ def base_options(settings: Settings) -> SocketHook:
         # A TCP connection that never finishes the ZMTP greeting holds a file descriptor;
         # libzmq's default lets it do so for 30 s.
         sock.setsockopt(zmq.HANDSHAKE_IVL, handshake)
+        if dead is not None:
+            # Kernel-side liveness (no libzmq timers involved): idle probes every dead/6 s
+            # after dead/2 s of silence, three misses and the connection is gone.
+            sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+            sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, max(1, int(dead / 2)))
+            sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, max(1, int(dead / 6)))
+            sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+            if cap_unacked:
+                sock.setsockopt(zmq.TCP_MAXRT, _ms(dead))  # TCP_USER_TIMEOUT on Linux
         if beat is not None:
-            # ZMTP PING/PONG: a peer that stops answering (killed host, cut link, a raw
-            # connection that only greeted) is dropped, so a PAIR slot or a file descriptor
-            # is freed and the sender's side reconnects instead of writing into a dead link.
+            # ZMTP PING/PONG also catches a peer whose kernel still answers but whose process
+            # does not (stopped, or a raw connection that only greeted). Opt-in: see the
+            # option's doc for the libzmq abort it can trigger.
             timeout = _ms(opts["heartbeat_timeout"])
             sock.setsockopt(zmq.HEARTBEAT_IVL, _ms(beat))
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout)
