@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
-from peers import Peer, stamp, value_of
+from peers import Peer, stamp, value_of, zmtp_null_peer
 
 from netgear import NetGear
 
@@ -279,18 +279,6 @@ def test_idle_raw_connections_are_dropped_and_a_sender_keeps_its_rate(port):
         reader.join(5)
 
 
-def _zmtp_greet(port: int, socket_type: bytes) -> socket.socket:
-    """A raw TCP peer that completes the ZMTP 3.0 NULL handshake, then never speaks again."""
-    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-    greeting = (b"\xff" + bytes(8) + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\x00")
-                + b"\x00" + bytes(31))
-    name = b"Socket-Type"
-    body = (b"\x05READY" + bytes([len(name)]) + name + len(socket_type).to_bytes(4, "big")
-            + socket_type)
-    conn.sendall(greeting + bytes([0x04, len(body)]) + body)
-    return conn
-
-
 @pytest.mark.timeout(60)
 def test_greeted_idle_connections_are_dropped_with_heartbeats_on(port):
     rx = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=True,
@@ -300,7 +288,7 @@ def test_greeted_idle_connections_are_dropped_with_heartbeats_on(port):
     stream = Stream(port)
     conns: list[socket.socket] = []
     try:
-        conns = [_zmtp_greet(port, b"DEALER") for _ in range(100)]
+        conns = [zmtp_null_peer(port, b"DEALER") for _ in range(100)]
         closed = _closed_by_peer(conns, timeout=8.0)
         assert closed == len(conns), f"{len(conns) - closed} greeted connections still held"
         assert len(stream.times) > 0
