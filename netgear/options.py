@@ -203,9 +203,56 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (int,),
         32 * 1024 * 1024,
         "Bytes of frames a PAIR or PUB/SUB sender may queue per peer: its high-water mark is "
-        "queue_bytes // size of its first frame (1 to 1000 frames). Receivers queue at most 4 "
-        "frames per peer (1 with conflate); REQ/REP has one frame in flight.",
+        "queue_bytes // size of its first frame (1 to 1000 frames). Receivers: see "
+        "receive_queue_bytes.",
         check=in_range(1, 1 << 40),
+    ),
+    Option(
+        "receive_queue_bytes",
+        (int,),
+        32 * 1024 * 1024,
+        "Receivers: memory budget per peer for queued messages. The high-water mark is "
+        "receive_queue_bytes // max_frame_bytes messages (2 to 1000; 1 with conflate), so a "
+        "peer can park at most (that + 1) messages of parts up to max_frame_bytes each.",
+        check=in_range(1, 1 << 40),
+    ),
+    Option(
+        "handshake_timeout",
+        (float,),
+        5.0,
+        "Seconds a new connection has to complete the ZeroMQ handshake before it is dropped "
+        "(libzmq's default is 30), so idle raw TCP connections do not hold file descriptors.",
+        check=in_range(0.1, 3600),
+    ),
+    Option(
+        "dead_peer_timeout",
+        (float,),
+        20.0,
+        "Seconds after which the kernel drops a TCP connection whose peer stopped answering "
+        "(host gone, link cut): TCP keepalive on every socket, and on receivers and PUB "
+        "senders also a limit on unacknowledged data (TCP_USER_TIMEOUT), so a publisher "
+        "reconnects instead of retransmitting into a dead link. None: the OS defaults (hours).",
+        check=in_range(3, 86400),
+        nullable=True,
+    ),
+    Option(
+        "heartbeat_interval",
+        (float,),
+        None,
+        "Seconds between ZMTP heartbeats (PING), which also drop a peer whose process stopped "
+        "answering. Off by default: libzmq 4.3 can abort the process when a heartbeat meets a "
+        "full receive queue whose peer left (libzmq issues 3937, 4364, 4767).",
+        check=in_range(0.05, 3600),
+        nullable=True,
+    ),
+    Option(
+        "heartbeat_timeout",
+        (float,),
+        10.0,
+        "With heartbeat_interval: seconds without any message from a peer after a heartbeat "
+        "before its connection is dropped. Must exceed the time one frame takes on the "
+        "slowest link.",
+        check=in_range(0.1, 6553),
     ),
     Option(
         "conflate",

@@ -22,11 +22,13 @@ __all__ = ["Receiver"]
 logger = logging.getLogger(__name__)
 
 REPLY_GRACE = 0.1  # seconds a closing replier waits after its last reply
+MAX_SENDERS = 16  # sender instances remembered per stream, to tell their END from a forged one
 _SKIP = object()  # _deliver's "nothing to return" (None means end of stream)
 
 
-def _stream_of(incoming: Incoming, default: str) -> str:
-    return str(incoming.header.get("p", default))
+def _stream_of(incoming: Incoming) -> str:
+    # The socket's port, never the header's claim: streams are bounded by the port list.
+    return incoming.source
 
 
 class Receiver:
@@ -38,7 +40,7 @@ class Receiver:
         opts = settings.options
         self.settings = settings
         self.transport = transport
-        self.channel = transport.channels[0]  # a receiver binds all its ports on one socket
+        self.channels = transport.channels  # one socket for all ports, or one per port
         self.modes = modes
         self.stats = stats
         self.closing = closing
@@ -55,6 +57,8 @@ class Receiver:
         self.wait: float | None = min(bounds) if bounds else None
         # stream -> (sender instance, seq) of the newest message, to drop repeats
         self.last_seen: dict[str, tuple[Any, int]] = {}
+        # stream -> the sender instances that sent it frames (oldest first); only they may end it
+        self.senders: dict[str, dict[Any, None]] = {}
         self.pending: dict[str, Incoming] = {}  # conflate: newest undelivered frame per stream
         self.warned: set[str] = set()  # kinds of malformed message already logged
         self.last_reply: tuple[Any, Any] | None = None  # ((stream, instance, seq), data)
@@ -78,11 +82,12 @@ class Receiver:
     def receive(self, return_data: Any) -> Any:
         if self.conflate:
             return self._newest()
-        channel = self.channel
         while True:
-            parts = self.transport.receive(channel, self.wait, self.copy, self.closing.is_set)
-            if parts is None:
+            got = self.transport.receive_any(self.channels, self.wait, self.copy,
+                                             self.closing.is_set)
+            if got is None:
                 return self._timed_out()
+            channel, parts = got
             verdict, incoming = self._take(channel, parts, return_data)
             if verdict == FINISH:
                 return None
@@ -119,17 +124,17 @@ class Receiver:
         """
         try:
             while not self.closing.is_set():
-                parts = self.transport.receive(self.channel, None, self.copy,
-                                               self.closing.is_set)
-                if parts is None:
+                got = self.transport.receive_any(self.channels, None, self.copy,
+                                                 self.closing.is_set)
+                if got is None:
                     continue
-                verdict, incoming = self._take(self.channel, parts, None)
+                verdict, incoming = self._take(*got, None)
                 with self.ready:
                     if verdict == FINISH:
                         self.pending.clear()
                         self.finished = True
                     elif verdict == DELIVER and incoming is not None:
-                        stream = _stream_of(incoming, self.settings.port)
+                        stream = _stream_of(incoming)
                         if stream in self.pending:
                             self.stats.conflated += 1
                         # replacing keeps the stream's place in line: streams take turns
@@ -168,6 +173,8 @@ class Receiver:
               return_data: Any) -> tuple[str, Incoming | None]:
         """Parse, judge, and (where due) answer one received message."""
         incoming = self._parse(parts)
+        if incoming is not None:
+            incoming.source = channel.label
         verdict = self._judge(incoming)
         if self.needs_reply or (incoming is not None and incoming.kind == END
                                 and self.settings.pattern == 0):
@@ -177,7 +184,7 @@ class Receiver:
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
         elif verdict == DELIVER and incoming is not None:
-            self.stats.stream(_stream_of(incoming, self.settings.port)).record(
+            self.stats.stream(_stream_of(incoming)).record(
                 incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
         return verdict, incoming
 
@@ -188,7 +195,7 @@ class Receiver:
             incoming.frame = decode_frame(incoming, self.max_decoded, self.codecs)
         except WireFormatError as exc:
             # its header was fine, so it was counted as a frame on arrival: take that back
-            self.stats.stream(_stream_of(incoming, self.settings.port)).discard(
+            self.stats.stream(_stream_of(incoming)).discard(
                 memoryview(incoming.payload).nbytes)
             self._count_bad(exc)
             return _SKIP
@@ -225,13 +232,15 @@ class Receiver:
         """What to do with a message, from its header: DELIVER, DROP or FINISH."""
         if incoming is None or incoming.kind == REPLY:
             return DROP
-        stream = _stream_of(incoming, self.settings.port)
+        stream = _stream_of(incoming)
         origin = incoming.header.get("i")
         last = self.last_seen.get(stream)
         if last is not None and last[0] == origin and incoming.seq <= last[1]:
             # A Lazy Pirate retry of a frame whose reply was only late, or a repeated
             # end-of-stream marker: answered again, delivered once.
             self.stats.duplicates += 1
+            return DROP
+        if not self._authentic(incoming, stream, origin):
             return DROP
         self.last_seen[stream] = (origin, incoming.seq)
         verdict = DELIVER
@@ -242,11 +251,34 @@ class Receiver:
             verdict = mode.on_recv(incoming, verdict)
         return verdict
 
+    def _authentic(self, incoming: Incoming, stream: str, origin: Any) -> bool:
+        """False (counted as forged) for a port tag naming another socket's port, or an END
+        from a sender instance that never sent this stream a frame."""
+        tag = incoming.header.get("p")
+        owners = self.senders.setdefault(stream, {})
+        if tag is not None and tag != stream:
+            why = f"claims port {tag!r} but arrived on port {stream}"
+        elif incoming.kind == END and owners and origin not in owners:
+            why = f"ends port {stream}'s stream but its sender never sent it a frame"
+        else:
+            owners.pop(origin, None)
+            if incoming.kind != END:
+                owners[origin] = None  # newest last; an END retires its sender
+                if len(owners) > MAX_SENDERS:
+                    del owners[next(iter(owners))]
+            return True
+        self.stats.forged += 1
+        if "forged" not in self.warned:
+            self.warned.add("forged")
+            logger.warning("forged message dropped (further ones are only counted in "
+                           "stats['forged']): it %s", why)
+        return False
+
     def _reply_data(self, incoming: Incoming | None, verdict: str, return_data: Any) -> Any:
         """The data for this reply; a retried frame gets the data its first copy got."""
         if incoming is None:
             return None
-        key = (_stream_of(incoming, self.settings.port), incoming.header.get("i"), incoming.seq)
+        key = (_stream_of(incoming), incoming.header.get("i"), incoming.seq)
         if verdict == DELIVER:
             self.last_reply = (key, return_data)
             return return_data

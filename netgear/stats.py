@@ -74,6 +74,7 @@ class Stats:
     refused: int = 0  # well-formed frames over a receiver limit (max_decoded_bytes, codecs)
     duplicates: int = 0  # retried frames and repeated end markers, answered but not delivered
     conflated: int = 0  # older frames a conflating receiver skipped for a newer one
+    forged: int = 0  # port tags naming another socket, ENDs from a stranger: dropped
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
 
@@ -96,6 +97,7 @@ class Stats:
             "refused": self.refused,
             "duplicates": self.duplicates,
             "conflated": self.conflated,
+            "forged": self.forged,
             "sent": self.sent,
             "send_dropped": self.send_dropped,
         }

@@ -65,6 +65,9 @@ class Transport:
             for channel in self.channels:
                 channel.deferred = True
         self.closed = False
+        self._turn = 0  # receive_any: the channel to try first
+        self._poll = zmq.Poller()
+        self._polled: tuple[int, ...] = ()  # the sockets _poll watches
         self._at_close: list[Callable[[], None]] = []
 
     def at_close(self, action: Callable[[], None]) -> None:
@@ -204,9 +207,54 @@ class Transport:
         with translate_errors("receive"):
             return _recv_within(channel, timeout, stop, copy)
 
+    def receive_any(self, channels: list[Channel], timeout: float | None, copy: bool,
+                    stop: Stop) -> tuple[Channel, list[Any]] | None:
+        """Wait for one message on any of ``channels``, which take turns when all are busy.
+
+        Each port has its own socket so that where a message came from is a fact of the
+        transport, not a claim in its header. None when ``timeout`` passes or ``stop()``
+        turns true.
+        """
+        if len(channels) == 1:
+            parts = self.receive(channels[0], timeout, copy, stop)
+            return None if parts is None else (channels[0], parts)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with translate_errors("receive"):
+            while True:
+                # Start after the channel served last, so one busy port cannot starve another.
+                order = channels[self._turn:] + channels[:self._turn]
+                for index, channel in enumerate(order):
+                    try:
+                        parts = self._sock(channel).recv_multipart(zmq.NOBLOCK, copy=copy)
+                    except zmq.Again:
+                        continue
+                    self._turn = (self._turn + index + 1) % len(channels)
+                    return channel, parts
+                if stop() or (deadline is not None and time.monotonic() >= deadline):
+                    return None
+                self._poller(channels).poll(_slice_ms(deadline))
+
+    def _poller(self, channels: list[Channel]) -> zmq.Poller:
+        socks = tuple(id(self._sock(c)) for c in channels)
+        if self._polled != socks:
+            self._poll = zmq.Poller()
+            for channel in channels:
+                self._poll.register(self._sock(channel), zmq.POLLIN)
+            self._polled = socks
+        return self._poll
+
     def reply(self, channel: Channel, parts: list[Any]) -> None:
+        """Queue a reply without waiting: never block on a peer that has gone.
+
+        A PAIR socket whose peer left (e.g. a sender that gave up waiting for the answer to
+        its end-of-stream) would block a plain send for good, and recv() with it. A reply
+        that cannot be queued at once is dropped; its sender retries or has left.
+        """
         with translate_errors("reply"):
-            self._sock(channel).send_multipart(parts, copy=True)
+            try:
+                self._sock(channel).send_multipart(parts, zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                logger.debug("%s: reply dropped, no peer to take it", channel.label)
 
     # -- lifecycle ----------------------------------------------------------------------
     def _sock(self, channel: Channel) -> zmq.Socket:

@@ -113,6 +113,40 @@ def good_message(seq: int, frame: np.ndarray, sender: int = BAD_SENDER,
     return [msgpack.packb(header), frame.tobytes()]
 
 
+# -- raw ZMTP ------------------------------------------------------------------------------
+def zmtp_null_peer(port: int, socket_type: bytes) -> Any:
+    """A raw TCP socket that has sent the ZMTP 3.0 greeting and NULL READY as ``socket_type``.
+
+    What it sends next is up to the caller (``zmtp_part``), so a test can do what libzmq
+    itself never would, such as a message whose parts never end.
+    """
+    import socket
+
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+    greeting = (b"\xff" + bytes(8) + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\x00")
+                + b"\x00" + bytes(31))
+    name = b"Socket-Type"
+    body = (b"\x05READY" + bytes([len(name)]) + name + len(socket_type).to_bytes(4, "big")
+            + socket_type)
+    conn.sendall(greeting + bytes([0x04, len(body)]) + body)
+    # Wait for the other side's greeting and READY: libzmq reset connections whose first
+    # message part raced its side of the handshake.
+    expected, got = 64 + 2, b""
+    while len(got) < expected:
+        chunk = conn.recv(expected - len(got))
+        if not chunk:
+            raise ConnectionError("the receiver closed during the ZMTP handshake")
+        got += chunk
+        if len(got) == 66:
+            expected = 66 + got[65]  # a short command frame: flags, size, body
+    return conn
+
+
+def zmtp_part(size: int, more: bool) -> bytes:
+    """The ZMTP 3.0 frame header of a message part of ``size`` bytes (long form)."""
+    return bytes([0x02 | (0x01 if more else 0)]) + size.to_bytes(8, "big")
+
+
 # -- peer processes ------------------------------------------------------------------------
 class Peer:
     """A peer process (this file run as a script) whose stdout lines are collected."""

@@ -149,7 +149,13 @@ IMAGE_MAGIC = [
 
 def _declared_bytes(header: dict[Any, Any]) -> int | None:
     try:
-        size = math.prod(header["h"]) * np.dtype(header["d"]).itemsize
+        dims, itemsize = header["h"], np.dtype(header["d"]).itemsize
+        # Only a list of ints declares a size. Anything else used to go through math.prod
+        # too, where a nested list times a huge itemsize (h=[[2]], d="|V2147483647") is
+        # list repetition: a 16 GiB list, 15 s per example, until it came out not an int.
+        if not isinstance(dims, list) or not all(isinstance(d, int) for d in dims):
+            return None
+        size = math.prod(dims) * itemsize
     except Exception:
         return None
     return size if isinstance(size, int) and 0 <= size <= 1 << 16 else None

@@ -16,7 +16,7 @@ from typing import Optional
 
 from .. import __version__
 from ..errors import NetGearError
-from ._common import CliError, warn
+from ._common import CliError, raise_file_limit, warn
 
 __all__ = ["build_parser", "main"]
 
@@ -60,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except SystemExit as exit_:
             return exit_.code if isinstance(exit_.code, int) else 2
     _setup_logging(args.verbose)
+    raise_file_limit()
     try:
         return int(args.run(args))
     except (CliError, NetGearError) as exc:

@@ -19,12 +19,32 @@ __all__ = [
     "port_number",
     "positive_float",
     "positive_int",
+    "raise_file_limit",
     "resolution",
     "say",
     "secure_options",
     "stop_on_signals",
     "warn",
 ]
+
+
+def raise_file_limit() -> tuple[int, int]:
+    """Lift the soft open-file limit to the hard one; returns (soft, hard) afterwards.
+
+    Every peer connection is a file descriptor. At a soft limit of 1024 a crowd of idle
+    connections locks new senders out (libzmq cannot accept them) well before the machine
+    runs short; the hard limit is what the administrator actually allows.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft, hard
 
 
 class CliError(Exception):

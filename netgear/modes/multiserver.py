@@ -104,6 +104,12 @@ class MultiServerMode(Mode):
         # Both sides say yes so validate() can explain the sender's mistake precisely.
         return True
 
+    @classmethod
+    def split_channels(cls, settings: Settings) -> bool:
+        # The client gets one socket per port, so a server's port is the socket its message
+        # arrived on, not whatever its header claims.
+        return settings.receive_mode
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._port = settings.port
