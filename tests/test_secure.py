@@ -182,7 +182,11 @@ def test_dead_authenticator_lets_nobody_in(tmp_path: Path, port: int) -> None:
 
 @pytest.mark.timeout(25)
 def test_reqrep_sender_survives_receiver_restart(tmp_path: Path, port: int) -> None:
-    tx = sender(port, 1, tmp_path, 2, request_timeout=0.5, max_retries=10)
+    # send_window=0: each send() reads its reply before returning. With one frame in flight
+    # the reply to sent[0] may still be unread when the first receiver closes; libzmq's REQ
+    # then drops it and the retry delivers sent[0] again to the new receiver (documented).
+    # What this test checks is the rebuild with the keys, so it keeps the lockstep order.
+    tx = sender(port, 1, tmp_path, 2, request_timeout=0.5, max_retries=10, send_window=0)
     rx = receiver(port, 1, tmp_path, 2)
     sent = frames(3, seed=9)
     with closing(tx):
