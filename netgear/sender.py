@@ -187,7 +187,7 @@ class Sender:
                 # needs none: it is queued and flushed by close()'s linger. One thread that
                 # calls send() then recv() can thus close the server, then the client, without
                 # a wait; the REP socket drops its answer to a peer that has left.
-                _queue_end(channel, parts)
+                _queue_end(channel, parts, min(self.timeout, END_TIMEOUT))
             elif self.needs_reply or self.settings.pattern == 0:
                 # A PAIR receiver acknowledges END too: closing before it has read everything
                 # can strand the last frames in libzmq (its reader stops on a full queue and
@@ -254,15 +254,20 @@ class Sender:
         return found[0].message
 
 
-def _queue_end(channel: Channel, parts: list[Any]) -> None:
+def _queue_end(channel: Channel, parts: list[Any], timeout: float) -> None:
     sock = channel.sock
     if sock is None:
         return
     with translate_errors("end of stream"):
-        try:
-            sock.send_multipart(parts, flags=zmq.NOBLOCK)
-        except zmq.Again:  # no receiver connected (ZMQ_IMMEDIATE): nobody to tell
-            logger.debug("port %s: no receiver for the end-of-stream", channel.label)
+        # ZMQ_IMMEDIATE: writable once a receiver is connected. One still connecting (e.g.
+        # mid CURVE handshake, never sent a frame yet) gets up to ``timeout`` to be told.
+        if sock.poll(int(timeout * 1000), zmq.POLLOUT):
+            try:
+                sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+        logger.debug("port %s: no receiver for the end-of-stream", channel.label)
 
 
 def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:
