@@ -1,0 +1,397 @@
+"""Shared-memory frame engine: frames in a ``/dev/shm`` slot ring, wake-ups over ZeroMQ ipc.
+
+The frame bytes are copied once, into a slot of the stream's segment; the receiver gets a
+read-only numpy view of that slot. A small ZeroMQ message per frame (sequence, slot, dtype,
+shape, the caller's header bytes) travels over an ``ipc://`` socket next to it, so every
+wait is a blocking ``poll`` (no spinning) and messages without a frame keep their order.
+
+Two delivery modes:
+
+* lossless (PAIR, REQ/REP): one receiver. The sender owns ``slots`` credits; a slot comes
+  back only when the receiver is done with the frame in it (its next ``receive()``), so a
+  slow receiver slows the sender and nothing is overwritten under it. Sender ROUTER,
+  receiver DEALER; a receiver announces itself with a hello, and a hello from a new
+  receiver (a restart) hands all slots back to the sender.
+* fan-out (PUB/SUB): any number of receivers read the same slot, no copy each. A receiver
+  pins the slot of the frame it returned with a shared lock (see ``segment``); the sender
+  skips pinned slots and never waits. A slow receiver finds its slot rewritten and drops
+  the frame, counted in ``dropped`` from the sequence numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import weakref
+from collections import deque
+from typing import Optional, Union
+
+import msgpack
+import numpy as np
+import zmq
+
+from ..errors import ClosedError, OptionError, PayloadError, PeerTimeoutError, TransportError
+from .segment import MAX_SLOTS, Segment, check_name, resolve_group, try_lock, unlock
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SLOT_BYTES = 3840 * 2160 * 3  # one 4K BGR frame
+_HELLO, _CREDIT = b"H", b"C"
+_LIVENESS_S = 0.5  # how often an idle receiver checks that its sender still exists
+
+
+def socket_dir(gid: Optional[int] = None) -> str:
+    """The per-user directory of the stream sockets; only its owner (and group) can enter."""
+    path = os.path.join(tempfile.gettempdir(), f"netgear-shm-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if st.st_uid != os.getuid() or not os.path.isdir(path) or os.path.islink(path):
+        raise TransportError(f"{path} is not a directory owned by you; remove it and retry")
+    os.chmod(path, 0o710 if gid is not None else 0o700)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    return path
+
+
+def _check_int(key: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise OptionError(f"shm {key}={value!r} must be an integer in [{lo}, {hi}]", key=key)
+    return value
+
+
+def _close_quietly(sock: zmq.Socket, seg: Optional[Segment], unlink: bool) -> None:
+    sock.close(linger=0)
+    if seg is not None:
+        seg.close(unlink=unlink)
+
+
+class ShmSender:
+    """Publish frames of the stream ``name`` into shared memory.
+
+    Args:
+        name: the stream name (NetGear's ``address``); a file ``/dev/shm/netgear.<name>``.
+        fanout: PUB/SUB delivery (any number of receivers, never blocks) instead of lossless.
+        slots: frames the ring holds. Lossless: how far the sender may run ahead.
+            Fan-out: keep it above the number of receivers plus two.
+        slot_bytes: the largest frame (``ndarray.nbytes``) the stream carries.
+        group: a group name or gid allowed to read the stream; default owner only (0600).
+    """
+
+    def __init__(self, name: str, *, fanout: bool = False, slots: int = 4,
+                 slot_bytes: int = DEFAULT_SLOT_BYTES,
+                 group: Union[str, int, None] = None) -> None:
+        self.name = check_name(name)
+        self.fanout = bool(fanout)
+        self.slots = _check_int("slots", slots, 2, MAX_SLOTS)
+        self.slot_bytes = _check_int("slot_bytes", slot_bytes, 1, 1 << 40)
+        gid = resolve_group(group)
+        endpoint = "ipc://" + os.path.join(socket_dir(gid), name + ".sock")
+        self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid)
+        ctx = zmq.Context.instance()
+        self._sock = ctx.socket(zmq.PUB if self.fanout else zmq.ROUTER)
+        try:
+            if not self.fanout:
+                self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self._sock.bind(endpoint)
+            if gid is not None:
+                os.chmod(endpoint[len("ipc://"):], 0o660)
+        except BaseException as exc:
+            _close_quietly(self._sock, self._seg, unlink=True)
+            if isinstance(exc, zmq.ZMQError):
+                raise TransportError(f"shm stream {name!r}: cannot bind {endpoint}: {exc}") \
+                    from exc
+            raise
+        self._finalizer = weakref.finalize(self, _close_quietly, self._sock, self._seg, True)
+        self._seq = 0
+        self._next = 0
+        self._peer: Optional[bytes] = None
+        self._free: deque[int] = deque(range(self.slots))
+        self.busy_drops = 0  # fan-out frames not published because every slot was pinned
+        self.closed = False
+
+    def publish(self, frame: Optional[np.ndarray], header: bytes = b"",
+                timeout: Optional[float] = 10.0) -> bool:
+        """Send ``frame`` (or None for a message only) with ``header``.
+
+        The frame is copied into the segment, so its buffer may be reused on return.
+        Lossless mode waits up to ``timeout`` seconds for a free slot and a receiver, then
+        raises PeerTimeoutError. Fan-out mode never waits; it returns False (and counts
+        ``busy_drops``) in the rare case that receivers pin every slot.
+        """
+        if self.closed:
+            raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
+        if not isinstance(header, (bytes, bytearray, memoryview)):
+            raise PayloadError(f"shm header must be bytes, not {type(header).__name__}")
+        if frame is not None:
+            self._check_frame(frame)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slot = -1
+        if frame is not None:
+            slot = self._pick_slot() if self.fanout else self._take_credit(deadline)
+            if slot < 0:
+                self.busy_drops += 1
+                return False
+            np.copyto(self._seg.slot_view(slot, frame.dtype, frame.shape), frame,
+                      casting="no")
+        self._seq += 1
+        seg = self._seg
+        if slot >= 0:
+            seg.seqs[slot] = self._seq
+            if self.fanout:
+                unlock(seg.fd, 1 + slot)
+        shape = list(frame.shape) if frame is not None else []
+        dtype = frame.dtype.str if frame is not None else ""
+        msg = msgpack.packb([seg.token, self._seq, slot, dtype, shape, bytes(header)])
+        if self.fanout:
+            self._sock.send(msg)
+        else:
+            self._deliver(msg, slot, deadline)
+        return True
+
+    def _check_frame(self, frame: object) -> None:
+        if not isinstance(frame, np.ndarray):
+            raise PayloadError(f"shm frame must be a numpy.ndarray, not {type(frame).__name__}")
+        if frame.dtype.hasobject or frame.dtype.fields is not None:
+            raise PayloadError(f"shm frame dtype {frame.dtype} is not a plain numeric dtype")
+        if frame.nbytes > self.slot_bytes:
+            raise PayloadError(
+                f"frame of {frame.nbytes} bytes (shape {frame.shape}, {frame.dtype}) is larger "
+                f"than slot_bytes={self.slot_bytes} of shm stream {self.name!r}; create the "
+                f"sender with slot_bytes={frame.nbytes} or more")
+
+    def _pick_slot(self) -> int:
+        # Round robin over slots no receiver has pinned; the exclusive lock is held while
+        # the frame is written so that no receiver can pin a half-written slot.
+        for i in range(self.slots):
+            slot = (self._next + i) % self.slots
+            if try_lock(self._seg.fd, 1 + slot, exclusive=True):
+                self._next = (slot + 1) % self.slots
+                return slot
+        return -1
+
+    def _take_credit(self, deadline: Optional[float]) -> int:
+        self._drain(0)
+        while not self._free or self._peer is None:
+            self._drain(self._wait_ms(deadline))
+        return self._free.popleft()
+
+    def _deliver(self, msg: bytes, slot: int, deadline: Optional[float]) -> None:
+        while True:
+            peer = self._peer
+            if peer is not None:
+                try:
+                    self._sock.send_multipart([peer, msg], flags=zmq.NOBLOCK)
+                    return
+                except zmq.ZMQError as exc:
+                    if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                        raise TransportError(f"shm stream {self.name!r}: {exc}") from exc
+                if self._peer == peer:  # that receiver is gone; wait for the next one
+                    self._peer = None
+            self._drain(self._wait_ms(deadline))
+            if slot >= 0 and self._peer is not None and slot in self._free:
+                self._free.remove(slot)  # a new receiver reset the credits; keep ours
+
+    def _wait_ms(self, deadline: Optional[float]) -> int:
+        if deadline is None:
+            return 1000
+        left = deadline - time.monotonic()
+        if left <= 0:
+            what = "a receiver" if self._peer is None else "the receiver to free a slot"
+            raise PeerTimeoutError(
+                f"shm stream {self.name!r}: waited for {what} until the timeout; a lossless "
+                "stream sends only as fast as its receiver reads (raise the timeout, or use "
+                "fan-out delivery to drop frames for slow receivers instead)")
+        return max(1, int(left * 1000))
+
+    def _drain(self, wait_ms: int) -> None:
+        """Handle hellos and credits, waiting up to ``wait_ms`` for the first one."""
+        if wait_ms and not self._sock.poll(wait_ms):
+            return
+        while True:
+            try:
+                peer, kind, *rest = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if kind == _HELLO and peer != self._peer:
+                logger.debug("shm stream %r: receiver attached", self.name)
+                self._peer = peer
+                self._free = deque(range(self.slots))
+            elif (kind == _CREDIT and peer == self._peer and len(rest) == 2
+                  and rest[0] == self._seg.token):
+                slot = int.from_bytes(rest[1], "little")
+                if 0 <= slot < self.slots and slot not in self._free:
+                    self._free.append(slot)
+
+    def close(self) -> None:
+        """Unlink the segment and close the socket. Idempotent; returns at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._finalizer()
+
+
+class ShmReceiver:
+    """Receive frames of the stream ``name``; attaches when the sender appears.
+
+    ``receive()`` returns ``(header, frame)``: ``frame`` is a read-only view into shared
+    memory, valid until the next ``receive()`` or ``close()`` on this receiver, or an owned
+    array with ``copy=True``. ``conflate=True`` returns the newest frame waiting.
+    """
+
+    def __init__(self, name: str, *, fanout: bool = False, conflate: bool = False,
+                 copy: bool = False) -> None:
+        self.name = check_name(name)
+        self.fanout, self.conflate, self.copy = bool(fanout), bool(conflate), bool(copy)
+        self._seg: Optional[Segment] = None
+        self._sock: Optional[zmq.Socket] = None
+        self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
+        self._last_seq = 0
+        self._checked = 0.0
+        self.received = 0
+        self.dropped = 0
+        self.closed = False
+
+    def receive(self, timeout: Optional[float] = 1.0
+                ) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        """The next ``(header, frame)``, or None if nothing came within ``timeout`` s."""
+        if self.closed:
+            raise ClosedError(f"shm stream {self.name!r}: receive() after close()")
+        self._release()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            left = 3600.0 if deadline is None else deadline - now
+            if self._seg is None and not self._attach():
+                if left <= 0:
+                    return None
+                time.sleep(min(0.05, left))  # no sender yet: look again shortly
+                continue
+            assert self._sock is not None
+            if self._sock.poll(max(0, int(min(left, _LIVENESS_S) * 1000))):
+                got = self._take()
+                if got is not None:
+                    self.received += 1
+                    return got
+                continue
+            if time.monotonic() - self._checked >= _LIVENESS_S:
+                self._checked = time.monotonic()
+                if self._seg is not None and self._seg.replaced_or_dead():
+                    logger.info("shm stream %r: sender gone; waiting for a new one", self.name)
+                    self._detach()
+                    continue
+                if not self.fanout:
+                    self._send(_HELLO)
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _attach(self) -> bool:
+        seg = Segment.attach(self.name)
+        if seg is None:
+            return False
+        sock = zmq.Context.instance().socket(zmq.SUB if self.fanout else zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.fanout:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(seg.endpoint)
+        self._seg, self._sock, self._last_seq = seg, sock, 0
+        self._checked = time.monotonic()
+        if not self.fanout:
+            self._send(_HELLO)
+        return True
+
+    def _detach(self) -> None:
+        self._held = -1
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        if self._seg is not None:
+            self._seg.close(unlink=self._seg.replaced_or_dead() and self._dead_owner())
+        self._sock, self._seg = None, None
+
+    def _dead_owner(self) -> bool:
+        # reclaim a SIGKILLed sender's segment; a replaced one belongs to the new sender
+        try:
+            return os.stat(self._seg.path).st_ino == self._seg.inode  # type: ignore[union-attr]
+        except FileNotFoundError:
+            return False
+
+    def _send(self, *parts: bytes) -> None:
+        try:
+            self._sock.send_multipart(list(parts), flags=zmq.NOBLOCK)  # type: ignore[union-attr]
+        except zmq.Again:
+            pass  # the sender is not reachable; the next hello or a restart recovers
+
+    def _release(self) -> None:
+        slot, self._held = self._held, -1
+        if slot < 0 or self._seg is None:
+            return
+        if self.fanout:
+            unlock(self._seg.fd, 1 + slot)
+        else:
+            self._send(_CREDIT, self._seg.token, slot.to_bytes(4, "little"))
+
+    def _take(self) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        """Read the waiting notifications; the frame to return, or None if all dropped."""
+        msgs = []
+        sock = self._sock
+        assert sock is not None
+        while True:
+            try:
+                msgs.append(sock.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            if not self.conflate:
+                break
+        if self.conflate:
+            msgs.reverse()  # newest first; the older ones only give their slots back
+        result = None
+        for raw in msgs:
+            if self._seg is None:
+                break
+            if result is None:
+                result = self._open(raw)
+            else:
+                self._skip(raw)
+        return result
+
+    def _skip(self, raw: bytes) -> None:
+        slot = msgpack.unpackb(raw)[2]
+        if not self.fanout and slot >= 0 and self._seg is not None:
+            self._send(_CREDIT, self._seg.token, slot.to_bytes(4, "little"))
+
+    def _open(self, raw: bytes) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        seg = self._seg
+        assert seg is not None
+        token, seq, slot, dtype, shape, header = msgpack.unpackb(raw)
+        if token != seg.token:
+            self._detach()  # a new sender took over the name; attach to it
+            return None
+        if seq <= self._last_seq:
+            self._skip(raw)
+            return None
+        self.dropped += seq - self._last_seq - 1
+        self._last_seq = seq
+        if slot < 0:
+            return header, None
+        if self.fanout and not try_lock(seg.fd, 1 + slot, exclusive=False):
+            self.dropped += 1  # the sender is rewriting the slot: this frame is gone
+            return None
+        if self.fanout and int(seg.seqs[slot]) != seq:
+            unlock(seg.fd, 1 + slot)
+            self.dropped += 1
+            return None
+        view = seg.slot_view(slot, np.dtype(dtype), tuple(shape))
+        self._held = slot
+        if self.copy:
+            view = view.copy()
+            self._release()
+        return header, view
+
+    def close(self) -> None:
+        """Release the frame in use and detach. Idempotent; returns at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._release()
+        self._detach()
