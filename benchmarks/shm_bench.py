@@ -107,7 +107,8 @@ def _receiver(key: str, addr: str, shape: tuple, mode: str, ready: Any, stop: An
         cpu = (time.process_time() - cpu0) / elapsed if elapsed else 0.0
         out.send({"fps": n / elapsed if elapsed else 0.0, "lat": lat, "cpu": cpu})
     finally:
-        while not stop.is_set() and recv(0.3) is not None:  # drain so a lossless sender is not left blocked
+        # drain, so that a lossless sender is not left blocked
+        while not stop.is_set() and recv(0.3) is not None:
             pass
         close()
 

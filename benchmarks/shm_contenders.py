@@ -198,6 +198,7 @@ def _iox_sender(addr: str, nbytes: int) -> tuple[Send, Callable[[], None]]:
     import iceoryx2 as iox2
 
     node, svc, event = _iox_service(addr)
+    keep = [node, svc, event]  # the ports live only as long as their node and service
     pub = (svc.publisher_builder().initial_max_slice_len(nbytes)
            .backpressure_strategy(iox2.BackpressureStrategy.RetryUntilDelivered)
            .max_loaned_samples(2).create())
@@ -212,7 +213,7 @@ def _iox_sender(addr: str, nbytes: int) -> tuple[Send, Callable[[], None]]:
     def close() -> None:
         for obj in (notifier, pub):
             obj.delete()
-        node = None  # noqa: F841  (dropping the last reference closes it)
+        keep.clear()
 
     return send, close
 
@@ -221,6 +222,7 @@ def _iox_receiver(addr: str, nbytes: int) -> tuple[Recv, Callable[[], None]]:
     import iceoryx2 as iox2
 
     node, svc, event = _iox_service(addr)
+    keep = [node, svc, event]
     sub = svc.subscriber_builder().create()
     listener = event.listener_builder().create()
     held: list[Any] = []
@@ -243,6 +245,6 @@ def _iox_receiver(addr: str, nbytes: int) -> tuple[Recv, Callable[[], None]]:
         held.clear()
         for obj in (listener, sub):
             obj.delete()
-        node = None  # noqa: F841  (dropping the last reference closes it)
+        keep.clear()
 
     return recv, close

@@ -5,7 +5,8 @@ single copy into a ``/dev/shm`` segment; see docs/links/shm.md. NetGear does not
 yet: ``protocol="shm"`` waits for the link interface.
 """
 
-from .engine import DEFAULT_SLOT_BYTES, ShmReceiver, ShmSender
+from .receiver import ShmReceiver
 from .segment import reclaim_if_stale, segment_path
+from .sender import DEFAULT_SLOT_BYTES, ShmSender
 
 __all__ = ["DEFAULT_SLOT_BYTES", "ShmReceiver", "ShmSender", "reclaim_if_stale", "segment_path"]

@@ -236,10 +236,9 @@ class Segment:
                 if os.stat(self.path).st_ino == self.inode:
                     os.unlink(self.path)
         self.seqs = np.empty(0, np.uint64)
-        try:
+        # a caller may still hold a view of a frame: then the GC unmaps it with the view
+        with contextlib.suppress(BufferError):
             self.mm.close()
-        except BufferError:
-            pass  # a caller still holds a view of a frame; the GC unmaps it with the view
         os.close(self.fd)
         self.fd = -1
 
