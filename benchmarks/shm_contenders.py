@@ -54,7 +54,7 @@ def open_sender(key: str, addr: str, shape: tuple) -> tuple[Send, Callable[[], N
         proto = "ipc" if key == "netgear-ipc" else "tcp"
         where = dict(address=_ipc(addr)[6:], port="0") if proto == "ipc" else \
             dict(address="127.0.0.1", port=addr)
-        gear = NetGear(protocol=proto, pattern=0, logging=False, request_timeout=1.0,
+        gear = NetGear(protocol=proto, pattern=0, logging=False, request_timeout=4.0,
                        max_retries=0, **where)
         return gear.send, gear.close
     if key.startswith("pyzmq"):
