@@ -71,7 +71,8 @@ class ShmSender:
     """Publish frames of the stream ``name`` into shared memory.
 
     Args:
-        name: the stream name (NetGear's ``address``); a file ``/dev/shm/netgear.<name>``.
+        name: the stream name (the ``address`` of the future shm link); it names the file
+            ``/dev/shm/netgear.<name>``.
         fanout: PUB/SUB delivery (any number of receivers, never blocks) instead of lossless.
         slots: frames the ring holds. Lossless: how far the sender may run ahead.
             Fan-out: keep it above the number of receivers plus two.
