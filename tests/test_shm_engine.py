@@ -39,8 +39,9 @@ def name() -> Iterator[str]:
     try:
         yield stream
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(segment_path(stream))
+        for path in (segment_path(stream), os.path.join(socket_dir(), stream + ".sock")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 class Peer:
@@ -335,6 +336,7 @@ def test_close_is_idempotent_bounded_and_final(name: str) -> None:
     with pytest.raises(ClosedError):
         rx.receive(0.1)
     assert not os.path.exists(segment_path(name))
+    assert not os.path.exists(os.path.join(socket_dir(), name + ".sock"))
 
 
 def test_receive_timeout_is_bounded_without_a_sender(name: str) -> None:
@@ -368,8 +370,9 @@ def test_two_streams_never_see_each_others_frames(peers: list) -> None:
                 rx.close()
     finally:
         for n in names:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(segment_path(n))
+            for path in (segment_path(n), os.path.join(socket_dir(), n + ".sock")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
 
 # -- no busy-waiting -------------------------------------------------------------------------
@@ -446,3 +449,4 @@ def test_normal_exit_without_close_leaves_nothing(name: str, peers: list) -> Non
     assert sender.until("done")["sent"] == 0
     assert sender.proc.wait(20) == 0
     assert not os.path.exists(segment_path(name))
+    assert not os.path.exists(os.path.join(socket_dir(), name + ".sock"))

@@ -20,6 +20,7 @@ Two delivery modes:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -64,6 +65,12 @@ def _check_int(key: str, value: object, lo: int, hi: int) -> int:
 def _close_quietly(sock: zmq.Socket, seg: Optional[Segment], unlink: bool) -> None:
     sock.close(linger=0)
     if seg is not None:
+        if unlink:
+            # libzmq leaves the ipc file behind when the process exits soon after close.
+            # Ours to remove: while our segment (and its owner lock) exists, no other
+            # sender of this name can have bound it.
+            with contextlib.suppress(OSError):
+                os.unlink(seg.endpoint[len("ipc://"):])
         seg.close(unlink=unlink)
 
 
