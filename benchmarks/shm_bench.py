@@ -20,12 +20,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import importlib.util
 import multiprocessing as mp
 import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -144,6 +147,10 @@ def run(key: str, size: str, mode: str, seconds: float, readers: int = 1) -> lis
             if p.is_alive():
                 p.kill()
                 p.join()
+        # ipc socket files a killed or slow-closing peer left behind
+        for path in glob.glob(os.path.join(tempfile.gettempdir(), f"shmbench-{addr}*")):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     return results
 
 
