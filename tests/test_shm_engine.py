@@ -279,6 +279,8 @@ def test_frame_larger_than_slot_is_payload_error_naming_the_fix(name: str) -> No
             tx.publish([1, 2, 3])  # type: ignore[arg-type]
         with pytest.raises(PayloadError, match="dtype"):
             tx.publish(np.array([object()]))
+        with pytest.raises(PayloadError, match="as a frame"):
+            tx.publish(None, bytes(70_000))
     finally:
         tx.close()
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
+import socket
 import time
 from typing import Optional
 
 import msgpack
 import numpy as np
-import zmq
 
 from ..errors import ClosedError
 from .segment import Segment, check_name, try_lock, unlock
-from .sender import _CREDIT, _HELLO, _LIVENESS_S
+from .sender import _CREDIT, _MSG_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ class ShmReceiver:
         self.name = check_name(name)
         self.fanout, self.conflate, self.copy = bool(fanout), bool(conflate), bool(copy)
         self._seg: Optional[Segment] = None
-        self._sock: Optional[zmq.Socket] = None
+        self._sock: Optional[socket.socket] = None
+        self._buf = bytearray(_MSG_MAX)
         self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
         self._last_seq = 0
-        self._checked = 0.0
         self.received = 0
         self.dropped = 0
         self.closed = False
@@ -48,28 +49,21 @@ class ShmReceiver:
         self._release()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            now = time.monotonic()
-            left = 3600.0 if deadline is None else deadline - now
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
             if self._seg is None and not self._attach():
                 if left <= 0:
                     return None
                 time.sleep(min(0.05, left))  # no sender yet: look again shortly
                 continue
             assert self._sock is not None
-            if self._sock.poll(max(0, int(min(left, _LIVENESS_S) * 1000))):
+            poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+            if poller.poll(max(0, int(left * 1000))):
                 got = self._take()
                 if got is not None:
                     self.received += 1
                     return got
                 continue
-            if time.monotonic() - self._checked >= _LIVENESS_S:
-                self._checked = time.monotonic()
-                if self._seg is not None and self._seg.replaced_or_dead():
-                    logger.info("shm stream %r: sender gone; waiting for a new one", self.name)
-                    self._detach()
-                    continue
-                if not self.fanout:
-                    self._send(_HELLO)
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
@@ -77,21 +71,21 @@ class ShmReceiver:
         seg = Segment.attach(self.name)
         if seg is None:
             return False
-        sock = zmq.Context.instance().socket(zmq.SUB if self.fanout else zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self.fanout:
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(seg.endpoint)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(seg.endpoint)
+        except OSError:  # the sender is not listening yet (or just died): try again later
+            sock.close()
+            seg.close()
+            return False
+        sock.setblocking(False)
         self._seg, self._sock, self._last_seq = seg, sock, 0
-        self._checked = time.monotonic()
-        if not self.fanout:
-            self._send(_HELLO)
         return True
 
     def _detach(self) -> None:
         self._held = -1
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close()
         if self._seg is not None:
             self._seg.close(unlink=self._seg.replaced_or_dead() and self._dead_owner())
         self._sock, self._seg = None, None
@@ -103,10 +97,10 @@ class ShmReceiver:
         except FileNotFoundError:
             return False
 
-    def _send(self, *parts: bytes) -> None:
-        # the sender may be unreachable: the next hello, or a reattach, recovers
-        with contextlib.suppress(zmq.Again):
-            self._sock.send_multipart(list(parts), flags=zmq.NOBLOCK)  # type: ignore[union-attr]
+    def _credit(self, slot: int) -> None:
+        # a dead sender needs no credit; a new one starts with every slot free
+        with contextlib.suppress(OSError):
+            self._sock.send(_CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
 
     def _release(self) -> None:
         slot, self._held = self._held, -1
@@ -115,7 +109,7 @@ class ShmReceiver:
         if self.fanout:
             unlock(self._seg.fd, 1 + slot)
         else:
-            self._send(_CREDIT, self._seg.token, slot.to_bytes(4, "little"))
+            self._credit(slot)
 
     def _take(self) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
         """Read the waiting notifications; the frame to return, or None if all dropped."""
@@ -124,9 +118,18 @@ class ShmReceiver:
         assert sock is not None
         while True:
             try:
-                msgs.append(sock.recv(zmq.NOBLOCK))
-            except zmq.Again:
+                n = sock.recv_into(self._buf)
+            except BlockingIOError:
                 break
+            except OSError:
+                n = 0
+            if not n:  # end of file: the sender closed or died
+                if msgs:
+                    break  # return what it sent first; the end is seen on the next call
+                logger.info("shm stream %r: sender gone; waiting for a new one", self.name)
+                self._detach()
+                return None
+            msgs.append(bytes(self._buf[:n]))
             if not self.conflate:
                 break
         if self.conflate:
@@ -144,7 +147,7 @@ class ShmReceiver:
     def _skip(self, raw: bytes) -> None:
         slot = msgpack.unpackb(raw)[2]
         if not self.fanout and slot >= 0 and self._seg is not None:
-            self._send(_CREDIT, self._seg.token, slot.to_bytes(4, "little"))
+            self._credit(slot)
 
     def _open(self, raw: bytes) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
         seg = self._seg
