@@ -1,4 +1,4 @@
-"""Shared-memory frame engine: frames in a ``/dev/shm`` slot ring, wake-ups over ZeroMQ ipc.
+"""Shared-memory frame engine: frames in a ``/dev/shm`` slot ring, wake-ups over a Unix socket.
 
 The frame bytes are copied once, into a slot of the stream's segment; the receiver gets a
 read-only numpy view of that slot. A small message per frame (sequence, slot, dtype, shape,
