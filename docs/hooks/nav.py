@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.nav")
 
-SECTIONS = {"modes": "Modes", "gears": "Gears"}  # folder -> nav section title
+SECTIONS = {"modes": "Modes", "gears": "Gears", "links": "Links"}  # folder -> nav section title
 APPEND_BEFORE = "API reference"  # unlisted top-level pages go just before this entry
 
 

@@ -1,0 +1,186 @@
+"""The receiving side of a shared-memory stream (see ``sender`` for the design)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import time
+from typing import Optional
+
+import msgpack
+import numpy as np
+
+from ..errors import ClosedError
+from .segment import Segment, check_name, try_lock, unlock
+from .sender import _CREDIT, _MSG_MAX
+
+logger = logging.getLogger(__name__)
+
+
+class ShmReceiver:
+    """Receive frames of the stream ``name``; attaches when the sender appears.
+
+    ``receive()`` returns ``(header, frame)``: ``frame`` is a read-only view into shared
+    memory, valid until the next ``receive()`` or ``close()`` on this receiver, or an owned
+    array with ``copy=True``. ``conflate=True`` returns the newest frame waiting.
+    """
+
+    def __init__(self, name: str, *, fanout: bool = False, conflate: bool = False,
+                 copy: bool = False) -> None:
+        self.name = check_name(name)
+        self.fanout, self.conflate, self.copy = bool(fanout), bool(conflate), bool(copy)
+        self._seg: Optional[Segment] = None
+        self._sock: Optional[socket.socket] = None
+        self._buf = bytearray(_MSG_MAX)
+        self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
+        self._last_seq = 0
+        self.received = 0
+        self.dropped = 0
+        self.closed = False
+
+    def receive(self, timeout: Optional[float] = 1.0
+                ) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        """The next ``(header, frame)``, or None if nothing came within ``timeout`` s."""
+        if self.closed:
+            raise ClosedError(f"shm stream {self.name!r}: receive() after close()")
+        self._release()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if self._seg is None and not self._attach():
+                if left <= 0:
+                    return None
+                time.sleep(min(0.05, left))  # no sender yet: look again shortly
+                continue
+            assert self._sock is not None
+            poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+            if poller.poll(max(0, int(left * 1000))):
+                got = self._take()
+                if got is not None:
+                    self.received += 1
+                    return got
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _attach(self) -> bool:
+        seg = Segment.attach(self.name)
+        if seg is None:
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(seg.endpoint)
+        except OSError:  # the sender is not listening yet (or just died): try again later
+            sock.close()
+            seg.close()
+            return False
+        sock.setblocking(False)
+        self._seg, self._sock, self._last_seq = seg, sock, 0
+        return True
+
+    def _detach(self) -> None:
+        self._held = -1
+        if self._sock is not None:
+            self._sock.close()
+        if self._seg is not None:
+            self._seg.close(unlink=self._seg.replaced_or_dead() and self._dead_owner())
+        self._sock, self._seg = None, None
+
+    def _dead_owner(self) -> bool:
+        # reclaim a SIGKILLed sender's segment; a replaced one belongs to the new sender
+        try:
+            return os.stat(self._seg.path).st_ino == self._seg.inode  # type: ignore[union-attr]
+        except FileNotFoundError:
+            return False
+
+    def _credit(self, slot: int) -> None:
+        # a dead sender needs no credit; a new one starts with every slot free
+        with contextlib.suppress(OSError):
+            self._sock.send(_CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
+
+    def _release(self) -> None:
+        slot, self._held = self._held, -1
+        if slot < 0 or self._seg is None:
+            return
+        if self.fanout:
+            unlock(self._seg.fd, 1 + slot)
+        else:
+            self._credit(slot)
+
+    def _take(self) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        """Read the waiting notifications; the frame to return, or None if all dropped."""
+        msgs = []
+        sock = self._sock
+        assert sock is not None
+        while True:
+            try:
+                n = sock.recv_into(self._buf)
+            except BlockingIOError:
+                break
+            except OSError:
+                n = 0
+            if not n:  # end of file: the sender closed or died
+                if msgs:
+                    break  # return what it sent first; the end is seen on the next call
+                logger.info("shm stream %r: sender gone; waiting for a new one", self.name)
+                self._detach()
+                return None
+            msgs.append(bytes(self._buf[:n]))
+            if not self.conflate:
+                break
+        if self.conflate:
+            msgs.reverse()  # newest first; the older ones only give their slots back
+        result = None
+        for raw in msgs:
+            if self._seg is None:
+                break
+            if result is None:
+                result = self._open(raw)
+            else:
+                self._skip(raw)
+        return result
+
+    def _skip(self, raw: bytes) -> None:
+        slot = msgpack.unpackb(raw)[2]
+        if not self.fanout and slot >= 0 and self._seg is not None:
+            self._credit(slot)
+
+    def _open(self, raw: bytes) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
+        seg = self._seg
+        assert seg is not None
+        token, seq, slot, dtype, shape, header = msgpack.unpackb(raw)
+        if token != seg.token:
+            self._detach()  # a new sender took over the name; attach to it
+            return None
+        if seq <= self._last_seq:
+            self._skip(raw)
+            return None
+        self.dropped += seq - self._last_seq - 1
+        self._last_seq = seq
+        if slot < 0:
+            return header, None
+        if self.fanout and not try_lock(seg.fd, 1 + slot, exclusive=False):
+            self.dropped += 1  # the sender is rewriting the slot: this frame is gone
+            return None
+        if self.fanout and int(seg.seqs[slot]) != seq:
+            unlock(seg.fd, 1 + slot)
+            self.dropped += 1
+            return None
+        view = seg.slot_view(slot, np.dtype(dtype), tuple(shape))
+        self._held = slot
+        if self.copy:
+            view = view.copy()
+            self._release()
+        return header, view
+
+    def close(self) -> None:
+        """Release the frame in use and detach. Idempotent; returns at once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._release()
+        self._detach()
