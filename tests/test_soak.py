@@ -32,16 +32,18 @@ def test_four_req_servers_into_one_multiserver_client_lose_nothing():
             server.wait_for(lambda lines: "done" in lines, 80)
         got = collector.join(10)  # all four ended: the client's recv() returned None
         stats = rx.stats
+        # each peer prints its stats line just after 'done': read them before the kill below
+        sent = [server.stats() for server in servers]
     finally:
         for server in servers:
             server.kill()
         rx.close()
     assert len(got) == SENDERS * FRAMES
-    for port, server in zip(ports, servers):
+    for port, server_stats in zip(ports, sent):
         values = [value for origin, value in got if origin == str(port)]
         assert values == list(range(FRAMES)), f"server {port}: lost, repeated or reordered"
         assert stats["streams"][str(port)]["dropped"] == 0
-        assert server.stats()["sent"] == FRAMES and server.stats()["send_dropped"] == 0
+        assert server_stats["sent"] == FRAMES and server_stats["send_dropped"] == 0
     # the servers really ran side by side: their frames interleave at the client
     origins = [origin for origin, _ in got]
     switches = sum(a != b for a, b in zip(origins, origins[1:]))
