@@ -33,16 +33,24 @@ def tunnel_of(gear: NetGear) -> SshTunnel:
     return next(m for m in gear._modes if isinstance(m, SshTunnelMode)).tunnel
 
 
-def peer_pid(port: int) -> int | None:
-    """The pid owning the far end of the connection accepted on 127.0.0.1:``port``."""
-    conns = psutil.net_connections("tcp")
-    accepted = [c.raddr for c in conns if c.laddr and c.laddr.port == port and c.raddr
-                and c.status == psutil.CONN_ESTABLISHED]
-    for far in accepted:
-        for c in conns:
-            if c.laddr and (c.laddr.ip, c.laddr.port) == (far.ip, far.port):
-                return c.pid
-    return None
+def peer_pid(port: int, timeout: float = 3.0) -> int | None:
+    """The pid owning the far end of the connection accepted on 127.0.0.1:``port``.
+
+    psutil maps sockets to processes from two separate reads of /proc, so one snapshot can
+    miss the owner (pid None) under load: look again for a while.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        conns = psutil.net_connections("tcp")
+        accepted = [c.raddr for c in conns if c.laddr and c.laddr.port == port and c.raddr
+                    and c.status == psutil.CONN_ESTABLISHED]
+        for far in accepted:
+            for c in conns:
+                if c.laddr and (c.laddr.ip, c.laddr.port) == (far.ip, far.port) and c.pid:
+                    return c.pid
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def helpers() -> list[int]:
