@@ -5,26 +5,23 @@ The wire format and the endpoint both ends share live in :mod:`netgear._imagezmq
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from typing import Any, Optional
 
 import cv2
 import numpy as np
-import zmq
 
 from netgear._imagezmq import (
     NUMERIC_KINDS,
-    SLICE_MS,
+    PUB,
+    REP,
+    REQ,
     Endpoint,
     check_limit,
     decode_message,
     encode_header,
 )
-from netgear.channel import translate_errors
 from netgear.errors import (
-    ClosedError,
     FrameRefusedError,
     OptionError,
     PayloadError,
@@ -33,6 +30,7 @@ from netgear.errors import (
     WireFormatError,
 )
 from netgear.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from netgear.link.zmq.channel import translate_errors
 
 __all__ = ["ImageHub", "ImageSender"]
 
@@ -73,9 +71,9 @@ class ImageSender(Endpoint):
         self._awaiting_reply = False
         try:
             if self.REQ_REP:
-                self._socket = self._new_socket(zmq.REQ, connect_to, bind=False)
+                self._socket = self._new_socket(REQ, connect_to, bind=False)
             else:
-                self._socket = self._new_socket(zmq.PUB, connect_to, bind=True,
+                self._socket = self._new_socket(PUB, connect_to, bind=True,
                                                 linger=_PUB_LINGER_MS)
         except BaseException:
             self._ctx.term()
@@ -112,17 +110,6 @@ class ImageSender(Endpoint):
                 return None
             return self._request(parts)
 
-    def _wait_released(self, tracker: zmq.MessageTracker) -> None:
-        deadline = self._deadline()
-        while not tracker.done:
-            if self._closing.is_set():
-                raise ClosedError("ImageSender was closed while a frame was in flight")
-            if deadline is not None and time.monotonic() > deadline:
-                raise PeerTimeoutError(f"a subscriber of {self.address} did not take the frame "
-                                       f"within {self.timeout}s; its buffer is still in use")
-            with contextlib.suppress(zmq.NotDone):
-                tracker.wait(SLICE_MS / 1000)
-
     def _request(self, parts: list[Any]) -> bytes:
         if self._awaiting_reply:
             self._rebuild()  # a previous request was interrupted: REQ would refuse with EFSM
@@ -145,7 +132,7 @@ class ImageSender(Endpoint):
         """Lazy Pirate: a REQ socket stuck waiting for a lost reply is replaced, not reused."""
         if self._socket is not None:
             self._socket.close(0)
-        self._socket = self._new_socket(zmq.REQ, self.address, bind=False)
+        self._socket = self._new_socket(REQ, self.address, bind=False)
         self._awaiting_reply = False
 
 
@@ -185,13 +172,10 @@ class ImageHub(Endpoint):
         self._counts = {"bad_messages": 0, "refused": 0}
         try:
             if self.REQ_REP:
-                self._socket = self._new_socket(zmq.REP, open_port, bind=True,
+                self._socket = self._new_socket(REP, open_port, bind=True,
                                                 limits=self._limits)
             else:
-                self._socket = self._ctx.socket(zmq.SUB)
-                self._socket.setsockopt(zmq.LINGER, 0)
-                self._limits(self._socket)
-                self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+                self._socket = self._sub_socket(self._limits)
                 self._connect(open_port)
         except BaseException:
             self.close()
@@ -202,9 +186,9 @@ class ImageHub(Endpoint):
         """Messages dropped: ``bad_messages`` (malformed), ``refused`` (over a limit)."""
         return dict(self._counts)
 
-    def _limits(self, sock: zmq.Socket) -> None:
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
-        sock.setsockopt(zmq.RCVHWM, self.queue_frames)
+    @property
+    def _limits(self) -> Any:
+        return self._hub_limits(self.max_frame_bytes, self.queue_frames)
 
     def connect(self, open_port: str) -> None:
         """PUB/SUB only: also receive from the sender bound at ``open_port``."""

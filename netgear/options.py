@@ -100,7 +100,7 @@ def one_of(*choices: Any) -> Check:
 
 
 def _valid_flag(value: int) -> str | None:
-    # 1 is zmq.NOBLOCK; spelled out so this module does not import zmq.
+    # 1 is zmq.NOBLOCK (netgear.link.NOBLOCK), spelled out: zmq stays under netgear.link.
     return None if value in (0, 1) else "must be 0 or zmq.NOBLOCK (1)"
 
 

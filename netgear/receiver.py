@@ -11,10 +11,10 @@ from typing import Any
 from .codecs import decode_frame
 from .errors import FrameRefusedError, PeerTimeoutError, WireFormatError
 from .jpegstrips import WorkerPool, auto_threads
+from .link import Channel, Link
 from .modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
-from .transport import Channel, Transport
 from .wire import END, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
@@ -34,7 +34,7 @@ def _stream_of(incoming: Incoming) -> str:
 class Receiver:
     """Turns incoming multipart messages into what ``recv()`` returns."""
 
-    def __init__(self, settings: Settings, transport: Transport, modes: Sequence[Mode],
+    def __init__(self, settings: Settings, transport: Link, modes: Sequence[Mode],
                  stats: Stats, closing: threading.Event, needs_reply: bool,
                  verbose: int, give_up: float | None = None) -> None:
         opts = settings.options
@@ -177,7 +177,7 @@ class Receiver:
             incoming.source = channel.label
         verdict = self._judge(incoming)
         if self.needs_reply or (incoming is not None and incoming.kind == END
-                                and self.settings.pattern == 0):
+                                and self.settings.policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
             self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data))

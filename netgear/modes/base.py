@@ -18,7 +18,7 @@ from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..errors import PeerTimeoutError
-    from ..transport import Channel, Transport
+    from ..link import Channel, Link
     from ..wire import Incoming, Outgoing
 
 __all__ = ["DELIVER", "DROP", "FINISH", "Mode"]
@@ -59,7 +59,7 @@ class Mode:
         """True when each port needs its own socket (instead of one socket for all)."""
         return False
 
-    def configure(self, transport: Transport) -> None:
+    def configure(self, transport: Link) -> None:
         """Called once before any socket opens; add socket hooks, start helpers here."""
 
     # -- traffic --------------------------------------------------------------------

@@ -36,7 +36,7 @@ class BidirectionalMode(Mode):
 
     @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
-        if settings.pattern == 2:
+        if not settings.policy.two_way:
             raise OptionError("bidirectional_mode needs a pattern with replies: 0 (PAIR) or 1 "
                               "(REQ/REP); PUB/SUB (pattern 2) has no way back", key="pattern")
 

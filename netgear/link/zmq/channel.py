@@ -13,13 +13,15 @@ from typing import Any
 
 import zmq
 
-from .errors import TransportError
-from .sockopts import MAX_QUEUE_FRAMES, QUEUE_FRAMES
+from ...errors import TransportError
 
-__all__ = ["Channel", "Connector", "SocketHook", "translate_errors"]
+__all__ = ["MAX_QUEUE_FRAMES", "QUEUE_FRAMES", "Channel", "Connector", "SocketHook",
+           "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
+QUEUE_FRAMES = 4  # senders, until their first frame tells its size
+MAX_QUEUE_FRAMES = 1000
 SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # Replaces sock.connect(endpoint) on a connecting channel (ssh_tunnel_mode).
 Connector = Callable[[zmq.Socket, str], None]
