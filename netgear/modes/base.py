@@ -70,6 +70,9 @@ class Mode:
     def on_send(self, out: Outgoing) -> None:
         """Rewrite an outgoing frame message in place (compress it, tag it, ...)."""
 
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame decodable on its own (codecs with state)."""
+
     def on_end(self, out: Outgoing) -> None:
         """Annotate the end-of-stream message in place (e.g. tag it with this sender's port)."""
 
