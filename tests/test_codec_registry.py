@@ -16,7 +16,7 @@ import zmq
 
 from netgear import NetGear
 from netgear.codecs import Decoder, Encoder, new_encoder, register_codec
-from netgear.wire import FRAME, Incoming, Outgoing, dtype_descr, encode
+from netgear.core.wire import FRAME, Incoming, Outgoing, dtype_descr, encode
 
 HOST = "127.0.0.1"
 DECODERS: list[ToyDecoder] = []

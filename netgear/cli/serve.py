@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any, Optional
 
+from ..core.netgear import NetGear
 from ..errors import ClosedError, PeerTimeoutError, SourceError
-from ..netgear import NetGear
 from ._common import (
     CliError,
     add_secure_args,
@@ -145,7 +145,7 @@ class FrameSender:
                     # nobody answering (viewer not up yet, or restarting): keep trying
                     if not warned and not self._stop.is_set():
                         warned = True
-                        warn(f"no receiver answers on port {self.netgear.settings.port}; "
+                        warn(f"no receiver answers on port {self.netgear.core.settings.port}; "
                              "still trying")
                     continue
                 self.sent += 1

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..wire import Incoming, Outgoing
+from ..core.wire import Incoming, Outgoing
 
 __all__ = ["Decoder", "Encoder", "Options"]
 

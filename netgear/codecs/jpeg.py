@@ -2,7 +2,7 @@
 
 The header names the original frame (``d`` dtype, ``h`` shape, ``j`` colorspace and
 decode flags, ``b`` bands). The decoder checks the declared shape, then the JPEG's own
-header (:mod:`netgear.imageinfo`), against the receiver's ``max_decoded_bytes`` before
+header (:mod:`netgear.codecs.imageinfo`), against the receiver's ``max_decoded_bytes`` before
 it allocates anything, and checks that the two agree. Each encoder and decoder owns the
 thread pool its bands are coded on, started at first need and joined by ``close()``.
 """
@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.wire import Incoming, Outgoing
 from ..errors import DependencyError, FrameRefusedError, PayloadError, WireFormatError
-from ..imageinfo import ImageInfo, check_budget, jpeg_info
-from ..wire import Incoming, Outgoing
 from .base import Decoder, Encoder, Options
+from .imageinfo import ImageInfo, check_budget, jpeg_info
 from .jpegstrips import WorkerPool, auto_threads, check_layout, plan_bands, split
 
 __all__ = ["COLORSPACES", "JpegDecoder", "JpegEncoder", "declared_frame", "simplejpeg_module"]

@@ -2,7 +2,7 @@
 
 The encoder writes the frame with ``cv2.imencode``; '.jpg' output is a plain JPEG, read
 back by the JPEG decoder. PNG and BMP are decoded here, after the container's own header
-(:mod:`netgear.imageinfo`) was checked against the declared frame and the receiver's
+(:mod:`netgear.codecs.imageinfo`) was checked against the declared frame and the receiver's
 ``max_decoded_bytes``.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.wire import Incoming, Outgoing
 from ..errors import DependencyError, PayloadError, WireFormatError
-from ..imageinfo import bmp_info, check_budget, png_info
-from ..wire import Incoming, Outgoing
 from .base import Decoder, Encoder, Options
+from .imageinfo import bmp_info, check_budget, png_info
 from .jpeg import declared_frame
 
 __all__ = ["FORMATS", "ImageFileDecoder", "OpenCVEncoder", "cv2_module"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..wire import Incoming, array_from_buffer
+from ..core.wire import Incoming, array_from_buffer
 from .base import Decoder, Options
 
 __all__ = ["RawDecoder"]

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.wire import Incoming
 from ..errors import FrameRefusedError, OptionError, WireFormatError
-from ..imageinfo import DEFAULT_MAX_DECODED_BYTES
-from ..wire import Incoming
 from .base import Decoder, Encoder, Options
+from .imageinfo import DEFAULT_MAX_DECODED_BYTES
 from .jpeg import JpegDecoder
 from .opencv import ImageFileDecoder
 from .raw import RawDecoder

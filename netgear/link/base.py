@@ -29,7 +29,7 @@ class Channel(Protocol):
     """One peer socket of a link, as the layers above see it."""
 
     label: str  # the port it stands for, reported to the user and used as stream name
-    in_flight: int  # requests sent and not yet answered (netgear.inflight counts)
+    in_flight: int  # requests sent and not yet answered (netgear.core.inflight counts)
     rebuilds: int  # Lazy Pirate rebuilds so far
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:

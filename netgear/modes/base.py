@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..options import Option
-from ..settings import Settings
+from ..core.options import Option
+from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    from ..core.wire import Incoming, Outgoing
     from ..errors import PeerTimeoutError
     from ..link import Channel, Link
-    from ..wire import Incoming, Outgoing
 
 __all__ = ["DELIVER", "DROP", "FINISH", "Mode"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
+from ..core.wire import Incoming
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..wire import Incoming
 from .base import Mode
 
 __all__ = ["BidirectionalMode"]

@@ -18,10 +18,10 @@ from ..codecs.base import Encoder
 from ..codecs.jpeg import COLORSPACES, JpegEncoder, simplejpeg_module
 from ..codecs.jpegstrips import MAX_BANDS
 from ..codecs.opencv import FORMATS, OpenCVEncoder
+from ..core.options import Option, in_range, one_of
+from ..core.settings import Settings
+from ..core.wire import FRAME, Outgoing, dtype_descr
 from ..errors import OptionError, PayloadError
-from ..options import Option, in_range, one_of
-from ..settings import Settings
-from ..wire import FRAME, Outgoing, dtype_descr
 from .base import Mode
 
 __all__ = ["CompressionMode"]

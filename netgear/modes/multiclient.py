@@ -12,10 +12,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
 from ..errors import OptionError
 from ..link import Channel, Link
-from ..options import Option
-from ..settings import Settings
 from .base import Mode
 
 __all__ = ["MultiClientMode"]

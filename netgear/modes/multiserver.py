@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
+from ..core.wire import Incoming, Outgoing
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..wire import Incoming, Outgoing
 from .base import DELIVER, DROP, FINISH, Mode
 
 __all__ = ["MultiServerMode"]

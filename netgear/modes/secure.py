@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
 from ..errors import OptionError
-from ..options import Option
 from ..security.auth import ServerAuthenticator, require_curve
 from ..security.curve import client_hook, server_hook
 from ..security.keys import KeyFolder, generate_keys, load_keypair, load_public_key
 from ..security.monitor import HandshakeMonitor
-from ..settings import Settings
 from .base import Mode
 
 if TYPE_CHECKING:

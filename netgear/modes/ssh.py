@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
 from ..errors import OptionError
 from ..link.zmq.tunnel import SshTunnel, check_keyfile, check_server, parse_server, require_paramiko
-from ..options import Option
-from ..settings import Settings
 from .base import Mode
 
 if TYPE_CHECKING:

@@ -69,7 +69,7 @@ class Channel:
         # PAIR and PUB senders connect at their first frame, when its size is known
         self.deferred = False
         self.connector: Connector | None = None
-        self.in_flight = 0  # requests sent and not yet answered (netgear.inflight counts)
+        self.in_flight = 0  # requests sent and not yet answered (netgear.core.inflight counts)
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)

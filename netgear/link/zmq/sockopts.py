@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zmq
 
-from ...settings import Settings
+from ...core.settings import Settings
 from .channel import MAX_QUEUE_FRAMES, Channel, SocketHook
 
 __all__ = ["base_options", "receive_queue_frames"]

@@ -18,8 +18,8 @@ from typing import Any
 
 import zmq
 
+from ...core.settings import Settings
 from ...errors import PeerTimeoutError, TransportError
-from ...settings import Settings
 from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
 from .sockopts import base_options

@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from ..errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from ..link import NOBLOCK, Channel, Link, never
+from ..modes import Mode
 from .inflight import InFlight, Pending
-from .link import NOBLOCK, Channel, Link, never
-from .modes import Mode
 from .settings import Settings
 from .stats import Stats
 from .wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode

@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import PayloadError, WireFormatError
+from ..errors import PayloadError, WireFormatError
 
 __all__ = [
     "END",

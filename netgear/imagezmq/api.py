@@ -1,6 +1,6 @@
 """imagezmq-compatible ImageSender / ImageHub, wire-compatible with imagezmq 1.2 both ways.
 
-The wire format and the endpoint both ends share live in :mod:`netgear._imagezmq`.
+The wire format and the endpoint both ends share live in :mod:`netgear.imagezmq.wire`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,16 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
-from netgear._imagezmq import (
+from netgear.codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from netgear.errors import (
+    FrameRefusedError,
+    OptionError,
+    PayloadError,
+    PeerTimeoutError,
+    UsageError,
+    WireFormatError,
+)
+from netgear.imagezmq.wire import (
     NUMERIC_KINDS,
     PUB,
     REP,
@@ -21,15 +30,6 @@ from netgear._imagezmq import (
     decode_message,
     encode_header,
 )
-from netgear.errors import (
-    FrameRefusedError,
-    OptionError,
-    PayloadError,
-    PeerTimeoutError,
-    UsageError,
-    WireFormatError,
-)
-from netgear.imageinfo import DEFAULT_MAX_DECODED_BYTES
 from netgear.link.zmq.channel import translate_errors
 
 __all__ = ["ImageHub", "ImageSender"]

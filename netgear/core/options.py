@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codecs import CODECS
-from .errors import OptionError
-from .imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..codecs import CODECS
+from ..codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..errors import OptionError
 
 __all__ = ["CORE_OPTIONS", "Option", "options_table", "validate_options"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClosedError, PayloadError, UsageError
-from .link.zmq import Transport
-from .modes import MODES, Mode
+from ..errors import ClosedError, PayloadError, UsageError
+from ..link.zmq import Transport
+from ..modes import MODES, Mode
 from .options import CORE_OPTIONS, validate_options
 from .receiver import Receiver
 from .sender import Sender

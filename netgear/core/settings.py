@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OptionError
-from .link.pattern import Pattern, pattern_policy
+from ..errors import OptionError
+from ..link.pattern import Pattern, pattern_policy
 
 __all__ = ["PATTERNS", "PROTOCOLS", "Settings", "build_settings"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import OptionError
-from .link import NOBLOCK
-from .modes import Mode
+from ..errors import OptionError
+from ..link import NOBLOCK
+from ..modes import Mode
 from .settings import Settings
 
 __all__ = ["check_combinations"]

@@ -8,11 +8,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .codecs import Decoder, new_decoder
-from .codecs.registry import check_accepted
-from .errors import FrameRefusedError, PeerTimeoutError, WireFormatError
-from .link import Channel, Link
-from .modes import DELIVER, DROP, FINISH, Mode
+from ..codecs import Decoder, new_decoder
+from ..codecs.registry import check_accepted
+from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
+from ..link import Channel, Link
+from ..modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
 from .wire import END, REPLY, Incoming, Outgoing, decode, encode

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import zmq
 
+from netgear.codecs.imageinfo import check_budget, jpeg_info
 from netgear.errors import (
     ClosedError,
     FrameRefusedError,
@@ -26,7 +27,6 @@ from netgear.errors import (
     TransportError,
     WireFormatError,
 )
-from netgear.imageinfo import check_budget, jpeg_info
 from netgear.link.zmq.channel import translate_errors
 from netgear.link.zmq.waits import POLL_SLICE_MS, wait_readable, wait_released
 
