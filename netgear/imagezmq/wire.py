@@ -11,14 +11,14 @@ import json
 import math
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 import zmq
 
-from netgear.codecs.imageinfo import check_budget, jpeg_info
-from netgear.errors import (
+from ..codecs.imageinfo import check_budget, jpeg_info
+from ..errors import (
     ClosedError,
     FrameRefusedError,
     OptionError,
@@ -27,8 +27,8 @@ from netgear.errors import (
     TransportError,
     WireFormatError,
 )
-from netgear.link.zmq.channel import translate_errors
-from netgear.link.zmq.waits import POLL_SLICE_MS, wait_readable, wait_released
+from ..link.zmq.channel import translate_errors
+from ..link.zmq.waits import POLL_SLICE_MS, wait_readable, wait_released
 
 __all__ = ["NUMERIC_KINDS", "PUB", "REP", "REQ", "SLICE_MS", "SUB", "Endpoint", "check_limit",
            "decode_message", "encode_header"]
@@ -39,7 +39,7 @@ NUMERIC_KINDS = "biuf"
 MAX_HEADER_BYTES = 64 * 1024  # a name, a dtype and a shape; json nests deeper than Python
 
 
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(timeout: float | None) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -68,7 +68,7 @@ def encode_header(msg: Any, **extra: Any) -> bytes:
 class Endpoint:
     """Socket, context, lock and close() shared by both ends."""
 
-    def __init__(self, address: str, req_rep: bool, timeout: Optional[float]) -> None:
+    def __init__(self, address: str, req_rep: bool, timeout: float | None) -> None:
         if not isinstance(address, str) or "://" not in address:
             raise OptionError(f"address must look like 'tcp://host:port', not {address!r}",
                               "address")
@@ -78,10 +78,10 @@ class Endpoint:
         self._ctx = zmq.Context()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._socket: Optional[zmq.Socket] = None
+        self._socket: zmq.Socket | None = None
 
     def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0,
-                    limits: Optional[Callable[[zmq.Socket], None]] = None) -> zmq.Socket:
+                    limits: Callable[[zmq.Socket], None] | None = None) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, linger)
         if limits is not None:
@@ -97,7 +97,7 @@ class Endpoint:
             raise
         return sock
 
-    def _wait(self, sock: zmq.Socket, deadline: Optional[float]) -> bool:
+    def _wait(self, sock: zmq.Socket, deadline: float | None) -> bool:
         """Block until ``sock`` is readable; False when ``deadline`` passed."""
         readable = wait_readable(sock, deadline, self._closing.is_set)
         if readable is None:
@@ -129,7 +129,7 @@ class Endpoint:
 
         return apply
 
-    def _deadline(self) -> Optional[float]:
+    def _deadline(self) -> float | None:
         return None if self.timeout is None else time.monotonic() + self.timeout
 
     def _check_open(self) -> zmq.Socket:
@@ -155,7 +155,7 @@ class Endpoint:
 
 
 def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool,
-                   max_decoded_bytes: Optional[int]) -> tuple[Any, Any]:
+                   max_decoded_bytes: int | None) -> tuple[Any, Any]:
     """``(name, image or JPEG bytes)``; a JPEG is checked against ``max_decoded_bytes``
     from its header before it is decoded or handed out (None: anything OpenCV reads)."""
     if len(parts) != 2:
