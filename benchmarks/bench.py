@@ -59,7 +59,8 @@ from contenders import CONTENDERS, HOST, JPEG_QUALITY  # noqa: E402
 
 THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-reqrep-lockstep", "netgear-pubsub",
               "pyzmq-pair",
-              "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp")
+              "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp",
+              *(k for k in CONTENDERS if k.startswith("old-")))  # NETGEAR_BENCH_OLD set
 LATENCY = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair", "imagezmq",
            "vidgear", "tcp")
 JPEG = ("netgear-jpeg", "netgear-jpeg-1t", "vidgear-jpeg")
@@ -75,6 +76,9 @@ THROUGHPUT_RATIOS = (
     ("netgear PAIR / raw pyzmq PAIR copy=False", "netgear-pair", "pyzmq-pair-nocopy"),
     ("netgear PAIR / TCP ceiling", "netgear-pair", "tcp"),
     ("netgear REQ/REP / TCP ceiling", "netgear-reqrep", "tcp"),
+    ("netgear PAIR / old commit", "netgear-pair", "old-netgear-pair"),
+    ("netgear REQ/REP / old commit", "netgear-reqrep", "old-netgear-reqrep"),
+    ("netgear PUB/SUB / old commit", "netgear-pubsub", "old-netgear-pubsub"),
 )
 # Latency ratios of p50: <1 means the numerator is faster.
 LATENCY_RATIOS = (

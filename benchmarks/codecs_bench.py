@@ -11,7 +11,7 @@ content.py: textured panning scene, moving objects, sensor noise) or on ``--clip
 
 Codecs: ``raw`` (what NetGear sends by default), ``jpeg`` (simplejpeg q90, 4:2:2,
 fastdct, one JPEG per frame), ``jpeg-bands`` (netgear's default JPEG: the same settings,
-coded in horizontal bands on several threads by netgear.jpegstrips), ``h264`` and
+coded in horizontal bands on several threads by netgear.codecs.jpegstrips), ``h264`` and
 ``hevc`` (netgear.video defaults: libx264 veryfast / libx265 ultrafast, zero-latency
 tuning, constant quality, one keyframe per second at 30 fps). Everything runs in this
 one process, so machine noise hits all codecs alike.
@@ -44,7 +44,7 @@ sys.path.insert(1, os.path.dirname(_HERE))
 
 import content  # noqa: E402
 
-from netgear.jpegstrips import WorkerPool, auto_threads, plan_bands, split  # noqa: E402
+from netgear.codecs.jpegstrips import WorkerPool, auto_threads, plan_bands, split  # noqa: E402
 from netgear.video import VideoDecoder, VideoEncoder  # noqa: E402
 
 CODECS = ("raw", "jpeg", "jpeg-bands", "h264", "hevc")

@@ -15,8 +15,10 @@ in a healthy one.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +61,22 @@ class Contender:
 
 
 # -- netgear --------------------------------------------------------------------------------
-def _netgear(pattern: int, **options: Any) -> tuple[Callable, Callable]:
+# A checkout of another commit (e.g. the one before a refactor), run as contenders of their
+# own (old-netgear-*): each measurement is a fresh process, which imports netgear from there.
+OLD_NETGEAR = os.environ.get("NETGEAR_BENCH_OLD")
+
+
+def _use_old() -> None:
+    if OLD_NETGEAR and OLD_NETGEAR not in sys.path:
+        if "netgear" in sys.modules:
+            raise RuntimeError("netgear was imported before the old checkout was put first")
+        sys.path.insert(0, OLD_NETGEAR)
+
+
+def _netgear(pattern: int, old: bool = False, **options: Any) -> tuple[Callable, Callable]:
     def open_sender(port: int, shape: tuple[int, ...]) -> Link:
+        if old:
+            _use_old()
         from netgear import NetGear, OptionError
 
         try:
@@ -72,6 +88,8 @@ def _netgear(pattern: int, **options: Any) -> tuple[Callable, Callable]:
         return Link(send=gear.send, close=gear.close)
 
     def open_receiver(port: int, shape: tuple[int, ...]) -> Link:
+        if old:
+            _use_old()
         from netgear import NetGear, OptionError
 
         # The receiver reads the codec from each message's header; decode-side options
@@ -254,6 +272,14 @@ def _contenders() -> dict[str, Contender]:
         Contender("vidgear-jpeg", "vidgear 0.3.6 REQ/REP + JPEG q90",
                   *_vidgear(1, **JPEG_OPTIONS), lossy_codec=True),
     ]
+    if OLD_NETGEAR:
+        rows += [
+            Contender("old-netgear-pair", "netgear PAIR (old commit)", *_netgear(0, old=True)),
+            Contender("old-netgear-reqrep", "netgear REQ/REP (old commit)",
+                      *_netgear(1, old=True)),
+            Contender("old-netgear-pubsub", "netgear PUB/SUB (old commit)",
+                      *_netgear(2, old=True), lossless=False),
+        ]
     return {c.key: c for c in rows}
 
 

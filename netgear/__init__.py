@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .core.netgear import NetGear
 from .errors import (
     ClosedError,
     DependencyError,
@@ -18,8 +19,7 @@ from .errors import (
 )
 from .gears import CamGear, PiGear, TestPatternGear, VideoGear
 from .helpers import build_montages, make_montage, reducer
-from .imagehub import ImageHub, ImageSender
-from .netgear import NetGear
+from .imagezmq.api import ImageHub, ImageSender
 
 __version__ = "0.1.0"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np
 
-from netgear.errors import OptionError, PayloadError
+from .errors import OptionError, PayloadError
 
 __all__ = ["build_montages", "make_montage", "reducer", "to_bgr"]
 
@@ -139,9 +139,9 @@ def _label(tile: np.ndarray, text: str) -> None:
 
 
 def make_montage(
-    frames: Mapping[Any, Optional[np.ndarray]],
+    frames: Mapping[Any, np.ndarray | None],
     tile: tuple[int, int] = (320, 240),
-    columns: Optional[int] = None,
+    columns: int | None = None,
     labels: bool = True,
 ) -> np.ndarray:
     """One BGR image showing every stream, each resized to ``tile`` and labelled with its key.

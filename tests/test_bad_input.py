@@ -22,8 +22,8 @@ from zmq.utils.monitor import recv_monitor_message
 import netgear  # noqa: F401  (registers every codec, as an application importing netgear does)
 from netgear import NetGear
 from netgear.codecs import decode_frame
+from netgear.core.wire import REPLY, decode
 from netgear.errors import WireFormatError
-from netgear.wire import REPLY, decode
 
 N_BAD = 360
 RAW_SOCKET = {0: zmq.PAIR, 1: zmq.REQ, 2: zmq.PUB}

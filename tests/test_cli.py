@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,10 +234,25 @@ def test_bench_passes_arguments_through(capsys):
 
 
 @pytest.mark.timeout(20)
-def test_bench_outside_a_checkout(tmp_path, capsys, monkeypatch):
+def test_bench_without_a_suite(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench_cmd, "ROOT", tmp_path)
+    monkeypatch.setattr(bench_cmd, "INSTALLED", (tmp_path / "share",))
     assert main(["bench", "--list"]) == 1
-    assert "source checkout" in capsys.readouterr().err
+    assert "no benchmark suite" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(30)
+def test_bench_from_an_installed_package(tmp_path, capsys, monkeypatch):
+    # where pip's data-files put the suite, with no checkout beside the package
+    installed = tmp_path / "share" / "netgear" / "benchmarks"
+    installed.mkdir(parents=True)
+    for name in ("bench.py", "workers.py", "contenders.py"):
+        shutil.copy(bench_cmd.ROOT / "benchmarks" / name, installed / name)
+    monkeypatch.setattr(bench_cmd, "ROOT", tmp_path / "elsewhere")
+    monkeypatch.setattr(bench_cmd, "INSTALLED", (installed,))
+    assert bench_cmd.find_bench() == installed / "bench.py"
+    assert main(["bench", "--list"]) == 0
+    assert "netgear-pair" in capsys.readouterr().out
 
 
 @pytest.mark.timeout(20)

@@ -12,9 +12,9 @@ from conftest import free_port
 
 from netgear import DependencyError, NetGear, OptionError, PayloadError, WireFormatError
 from netgear.codecs import decode_frame
+from netgear.core.settings import build_settings
+from netgear.core.wire import FRAME, Outgoing, decode, encode
 from netgear.modes.compression import CompressionMode
-from netgear.settings import build_settings
-from netgear.wire import FRAME, Outgoing, decode, encode
 
 HOST = "127.0.0.1"
 
@@ -131,10 +131,10 @@ def test_quality_is_applied() -> None:
 
 
 def test_colorsubsampling_defaults_to_422_and_is_applied() -> None:
+    from netgear.core.options import validate_options
+    from netgear.core.settings import build_settings
+    from netgear.core.wire import FRAME, Outgoing
     from netgear.modes.compression import CompressionMode
-    from netgear.options import validate_options
-    from netgear.settings import build_settings
-    from netgear.wire import FRAME, Outgoing
 
     image = smooth()
     sizes = {}

@@ -246,7 +246,7 @@ def test_stats_count_frames_and_gaps(port):
 
 
 def test_oversized_message_header_is_refused_at_the_sender():
-    from netgear.wire import FRAME, MAX_HEADER_BYTES, Outgoing, encode
+    from netgear.core.wire import FRAME, MAX_HEADER_BYTES, Outgoing, encode
 
     big = b"x" * (MAX_HEADER_BYTES + 1)
     with pytest.raises(PayloadError, match="numpy array"):

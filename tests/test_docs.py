@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from netgear.core.options import CORE_OPTIONS, options_table
 from netgear.modes import MODES
-from netgear.options import CORE_OPTIONS, options_table
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BEGIN, END = "<!-- options-table:begin -->", "<!-- options-table:end -->"

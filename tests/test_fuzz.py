@@ -25,8 +25,8 @@ from hypothesis.extra import numpy as hnp
 
 import netgear  # noqa: F401  (imports every mode, so every codec's decoder is registered)
 from netgear.codecs import decode_frame
+from netgear.core.wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
 from netgear.errors import FrameRefusedError, PayloadError, WireFormatError
-from netgear.wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
 
 # derandomize: the same examples on every run, so a failure is reproducible and CI is stable
 FUZZ = settings(max_examples=500, deadline=None, derandomize=True, database=None,

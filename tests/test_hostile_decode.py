@@ -35,8 +35,8 @@ from netgear import (
     PeerTimeoutError,
 )
 from netgear.codecs import decode_frame
-from netgear.imageinfo import DEFAULT_MAX_DECODED_BYTES, jpeg_info
-from netgear.wire import decode
+from netgear.codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES, jpeg_info
+from netgear.core.wire import decode
 
 MIB = 1024 * 1024
 FPS = 15

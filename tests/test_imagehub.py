@@ -22,7 +22,7 @@ from netgear.errors import (
     UsageError,
 )
 from netgear.gears import TestPatternGear
-from netgear.imagehub import ImageHub, ImageSender
+from netgear.imagezmq.api import ImageHub, ImageSender
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,10 +13,10 @@ from test_compression import _incoming, _opts, roundtrip, smooth
 
 from netgear import NetGear, OptionError, WireFormatError
 from netgear.codecs import decode_frame
-from netgear.jpegstrips import plan_bands
+from netgear.codecs.jpegstrips import plan_bands
+from netgear.core.settings import build_settings
+from netgear.core.wire import FRAME, Outgoing
 from netgear.modes.compression import CompressionMode
-from netgear.settings import build_settings
-from netgear.wire import FRAME, Outgoing
 
 HOST = "127.0.0.1"
 

@@ -6,8 +6,8 @@ import pytest
 import zmq
 
 from netgear import NetGear, OptionError
+from netgear.core.options import CORE_OPTIONS
 from netgear.modes import MODES
-from netgear.options import CORE_OPTIONS
 
 
 def _opens_nothing(**kwargs):

@@ -12,7 +12,7 @@ from conftest import free_port
 
 from netgear import NetGear
 from netgear.errors import DependencyError, OptionError
-from netgear.tunnel import SshServer, parse_server
+from netgear.link.zmq.tunnel import SshServer, parse_server
 
 
 def refused(error: type[Exception] = OptionError, **kwargs: Any) -> Exception:

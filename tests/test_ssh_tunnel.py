@@ -17,8 +17,8 @@ from ssh_helpers import Sshd, running_sshd, throwaway_user
 
 from netgear import NetGear
 from netgear.errors import OptionError, PeerTimeoutError, SecurityError, TransportError
+from netgear.link.zmq.tunnel import SshTunnel
 from netgear.modes.ssh import SshTunnelMode
-from netgear.tunnel import SshTunnel
 
 pytestmark = pytest.mark.timeout(90)
 

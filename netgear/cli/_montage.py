@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 from ..web.access import TOKEN_ENV, is_loopback
 from ..web.hub import MontageHub
@@ -81,9 +81,9 @@ def check_display() -> None:
 
 def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
                 web_host: str = "127.0.0.1", web_port: int = 8000,
-                web_token: Optional[str] = None, web_allow_hosts: Sequence[str] = (),
-                seconds: Optional[float] = None, stats_every: float = 5.0,
-                title: str = "montage", recordings_dir: Optional[str] = None) -> int:
+                web_token: str | None = None, web_allow_hosts: Sequence[str] = (),
+                seconds: float | None = None, stats_every: float = 5.0,
+                title: str = "montage", recordings_dir: str | None = None) -> int:
     """Serve (or show) the montage until ``stop`` is set or ``seconds`` pass; 0 on success."""
     deadline = None if seconds is None else time.monotonic() + seconds
     if window:
@@ -101,7 +101,7 @@ def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
         web.stop()
 
 
-def _wait(hub: MontageHub, stop: threading.Event, deadline: Optional[float],
+def _wait(hub: MontageHub, stop: threading.Event, deadline: float | None,
           stats_every: float) -> int:
     next_print = time.monotonic() + stats_every if stats_every else None
     while not stop.is_set():
@@ -118,7 +118,7 @@ def _wait(hub: MontageHub, stop: threading.Event, deadline: Optional[float],
     return 0
 
 
-def _run_window(hub: MontageHub, stop: threading.Event, deadline: Optional[float],
+def _run_window(hub: MontageHub, stop: threading.Event, deadline: float | None,
                 stats_every: float) -> int:
     import cv2
 

@@ -1,10 +1,15 @@
-"""``netgear bench``: run the repository's benchmark suite (benchmarks/bench.py)."""
+"""``netgear bench``: run the benchmark suite (benchmarks/bench.py).
+
+From a checkout it runs the checkout's ``benchmarks/``; an installed package carries the
+suite's three files in ``<prefix>/share/netgear/benchmarks`` (pyproject's data-files).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import sys
+import sysconfig
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,10 +18,13 @@ from ._common import CliError
 
 __all__ = ["add_parser", "find_bench", "run"]
 
-HELP = "run the benchmarks (source checkout only); `netgear bench --help` for its options"
+HELP = "run the benchmarks; `netgear bench --help` for its options"
 MODULE = "netgear_bench"
-# benchmarks/ sits beside the netgear package in the repository; it is not installed.
+# benchmarks/ sits beside the netgear package in a checkout
 ROOT = Path(__file__).resolve().parents[2]
+# where pip puts the suite's files (bench.py, workers.py, contenders.py) from data-files
+INSTALLED = tuple(Path(base) / "share" / "netgear" / "benchmarks"
+                  for base in dict.fromkeys((sysconfig.get_path("data"), sys.prefix)))
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,13 +35,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def find_bench() -> Path:
-    """benchmarks/bench.py of the checkout this package was imported from."""
-    path = ROOT / "benchmarks" / "bench.py"
-    if not path.is_file():
-        raise CliError("netgear bench runs benchmarks/bench.py from a source checkout, and "
-                       f"there is none next to this installed copy (looked for {path}); "
-                       "clone the repository and run it there")
-    return path
+    """bench.py of the checkout this package was imported from, else the installed one."""
+    places = (ROOT / "benchmarks", *INSTALLED)
+    for place in places:
+        if (place / "bench.py").is_file():
+            return place / "bench.py"
+    raise CliError("netgear bench found no benchmark suite (looked in "
+                   f"{', '.join(str(p) for p in places)}); reinstall netgear with pip, or "
+                   "run it from a source checkout")
 
 
 def _load(path: Path) -> ModuleType:

@@ -6,8 +6,8 @@ import argparse
 import logging
 from typing import Any
 
+from ..core.netgear import NetGear
 from ..gears import TestPatternGear
-from ..netgear import NetGear
 from ..web.hub import MontageHub
 from ._common import free_port, positive_float, positive_int, resolution, say, stop_on_signals
 from ._montage import add_display_args, check_web, run_montage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ._common import CliError, say, warn
 
@@ -88,7 +88,7 @@ def _show(info: Any, brief: bool) -> int:
 
     say(f"key folder: {info.root}")
     for pair in info.pairs:
-        key: Optional[str] = pair.public_key
+        key: str | None = pair.public_key
         state = "secret key present" if pair.has_secret else "no secret key"
         if key is None:
             say(f"  {pair.name}: no public key ({state})")

@@ -6,7 +6,7 @@ import argparse
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..record import FORMATS, Recorder, Retention
 from ..record.hub import RecordingHub
@@ -86,7 +86,7 @@ def make_recorder(args: argparse.Namespace, out: str) -> Recorder:
                     stale_after=getattr(args, "stale_after", 2.0), crf=args.crf)
 
 
-def recorder_for_view(args: argparse.Namespace) -> Optional[Recorder]:
+def recorder_for_view(args: argparse.Namespace) -> Recorder | None:
     """``view --record DIR``'s recorder; recording flags without --record are a mistake."""
     if args.record:
         return make_recorder(args, args.record)
@@ -144,10 +144,10 @@ def run(args: argparse.Namespace) -> int:
             hub.close()
 
 
-def _wait(hub: RecordingHub, stop: Any, seconds: Optional[float], every: float) -> int:
+def _wait(hub: RecordingHub, stop: Any, seconds: float | None, every: float) -> int:
     deadline = None if seconds is None else time.monotonic() + seconds
     next_print = time.monotonic() + every if every else None
-    shown_error: Optional[str] = None
+    shown_error: str | None = None
     while not stop.is_set():
         now = time.monotonic()
         if deadline is not None and now >= deadline:

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
+from ..core.netgear import NetGear
 from ..errors import ClosedError, PeerTimeoutError, SourceError
-from ..netgear import NetGear
 from ._common import (
     CliError,
     add_secure_args,
@@ -78,7 +78,7 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run, cli_parser=p)
 
 
-def open_source(source: str, size: Optional[tuple[int, int]], fps: Optional[float]) -> Any:
+def open_source(source: str, size: tuple[int, int] | None, fps: float | None) -> Any:
     """A started gear for ``source``; SourceError (plain words) when it cannot open."""
     from ..gears import CamGear, TestPatternGear
     from ..gears.testpattern import is_testpattern
@@ -112,13 +112,13 @@ class FrameSender:
     frame as the multi-server message, so the viewer can label the tile.
     """
 
-    def __init__(self, gear: Any, netgear: NetGear, name: Optional[str] = None,
-                 fps: Optional[float] = None, frames: Optional[int] = None) -> None:
+    def __init__(self, gear: Any, netgear: NetGear, name: str | None = None,
+                 fps: float | None = None, frames: int | None = None) -> None:
         self.gear = gear
         self.netgear = netgear
         self.name = name
         self.sent = 0
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self.ended = threading.Event()  # the source ran out or the frame limit was reached
         self._period = 1.0 / fps if fps else 0.0
         self._limit = frames
@@ -145,7 +145,7 @@ class FrameSender:
                     # nobody answering (viewer not up yet, or restarting): keep trying
                     if not warned and not self._stop.is_set():
                         warned = True
-                        warn(f"no receiver answers on port {self.netgear.settings.port}; "
+                        warn(f"no receiver answers on port {self.netgear.core.settings.port}; "
                              "still trying")
                     continue
                 self.sent += 1

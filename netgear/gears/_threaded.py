@@ -6,16 +6,16 @@ import collections
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
-from netgear.errors import ClosedError, OptionError, UsageError
+from ..errors import ClosedError, OptionError, UsageError
 
 __all__ = ["FrameBuffer", "ThreadedGear", "resolve_colorspace"]
 
-_LOG = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 #: stop() waits this long for the reader thread; a camera stuck inside its driver is abandoned
 #: (daemon thread) and releases the device itself once the driver returns.
@@ -24,7 +24,7 @@ JOIN_TIMEOUT = 0.9
 _G = TypeVar("_G", bound="GearBase")
 
 
-def resolve_colorspace(colorspace: Any) -> Optional[int]:
+def resolve_colorspace(colorspace: Any) -> int | None:
     """Turn ``"COLOR_BGR2GRAY"`` (or the cv2 integer itself) into the cv2 conversion code."""
     if colorspace is None:
         return None
@@ -78,7 +78,7 @@ class FrameBuffer:
             self._cond.notify_all()
             return True
 
-    def get(self, timeout: Optional[float] = None) -> Optional[np.ndarray]:
+    def get(self, timeout: float | None = None) -> np.ndarray | None:
         """The next frame; None when the stream ended, was closed, or ``timeout`` expired."""
         with self._cond:
             ready = self._cond.wait_for(
@@ -162,14 +162,14 @@ class ThreadedGear(GearBase):
         self._name = name
         self._buffer = FrameBuffer(self.QUEUE_SIZE, keep_latest=live)
         self._stop_event = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._state_lock = threading.Lock()
         self._released = False
         self._stopped = False
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
     # -- subclass hooks -------------------------------------------------------------------
-    def _grab(self) -> Optional[np.ndarray]:
+    def _grab(self) -> np.ndarray | None:
         raise NotImplementedError
 
     def _release(self) -> None:
@@ -192,12 +192,12 @@ class ThreadedGear(GearBase):
                 target=self._run, name=f"netgear-{self._name}", daemon=True
             )
             self._thread.start()
-        _LOG.log(self._level, "%s: started (%s)", self._name, "live" if self._live else "file")
+        logger.log(self._level, "%s: started (%s)", self._name, "live" if self._live else "file")
         if self._time_delay:
             self._stop_event.wait(self._time_delay)
         return self
 
-    def read(self, timeout: Optional[float] = None) -> Optional[np.ndarray]:
+    def read(self, timeout: float | None = None) -> np.ndarray | None:
         """The next frame: every frame in order for files, the newest unseen one for live sources.
 
         Returns None at the end of the stream, after :meth:`stop`, or if ``timeout`` seconds
@@ -217,7 +217,8 @@ class ThreadedGear(GearBase):
         if thread is not None and thread is not threading.current_thread():
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():
-                _LOG.warning("%s: source did not return in time; it is released later", self._name)
+                logger.warning("%s: source did not return in time; it is released later",
+                               self._name)
                 return
         self._release_once()
 
@@ -227,7 +228,7 @@ class ThreadedGear(GearBase):
             while not self._stop_event.is_set():
                 frame = self._grab()
                 if frame is None:
-                    _LOG.log(self._level, "%s: end of stream", self._name)
+                    logger.log(self._level, "%s: end of stream", self._name)
                     break
                 if self._color_code is not None:
                     frame = cv2.cvtColor(frame, self._color_code)
@@ -235,7 +236,7 @@ class ThreadedGear(GearBase):
                     break
         except Exception as exc:  # the thread must never die silently and leave readers waiting
             self.error = exc
-            _LOG.error("%s: reading the source failed: %s", self._name, exc, exc_info=exc)
+            logger.error("%s: reading the source failed: %s", self._name, exc, exc_info=exc)
         finally:
             self._buffer.finish()
             self._release_once()
@@ -248,4 +249,4 @@ class ThreadedGear(GearBase):
         try:
             self._release()
         except Exception as exc:  # releasing a broken device must not mask the caller's flow
-            _LOG.warning("%s: releasing the source failed: %s", self._name, exc)
+            logger.warning("%s: releasing the source failed: %s", self._name, exc)

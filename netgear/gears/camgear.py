@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
 import cv2
 import numpy as np
 
-from netgear.errors import OptionError, SourceError
-from netgear.gears._threaded import ThreadedGear
-from netgear.gears.testpattern import TestPatternGear, is_testpattern
+from ..errors import OptionError, SourceError
+from ._threaded import ThreadedGear
+from .testpattern import TestPatternGear, is_testpattern
 
 __all__ = ["CamGear", "resolve_cap_options"]
 
-_LOG = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def resolve_cap_options(options: Mapping[str, Any]) -> dict[int, float]:
@@ -41,12 +41,12 @@ def resolve_cap_options(options: Mapping[str, Any]) -> dict[int, float]:
     return resolved
 
 
-def _open_capture(source: Union[int, str], backend: int) -> Any:
+def _open_capture(source: int | str, backend: int) -> Any:
     """Open the OpenCV capture; tests replace this to simulate devices."""
     return cv2.VideoCapture(source, backend) if backend else cv2.VideoCapture(source)
 
 
-def _looks_live(source: Union[int, str]) -> bool:
+def _looks_live(source: int | str) -> bool:
     if isinstance(source, int):
         return True
     scheme, sep, _ = source.partition("://")
@@ -74,13 +74,13 @@ class CamGear(ThreadedGear):
 
     def __init__(
         self,
-        source: Union[int, str] = 0,
-        colorspace: Optional[str] = None,
+        source: int | str = 0,
+        colorspace: str | None = None,
         logging: bool = False,
         time_delay: float = 0,
         *,
         backend: int = 0,
-        live: Optional[bool] = None,
+        live: bool | None = None,
         **options: Any,
     ) -> None:
         if isinstance(source, str) and source.strip().isdigit():
@@ -91,7 +91,7 @@ class CamGear(ThreadedGear):
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
         self.source = source
-        self._pattern: Optional[TestPatternGear] = None
+        self._pattern: TestPatternGear | None = None
         self._capture: Any = None
         if is_testpattern(source):
             # A synthetic source has no frames to lose: read it like a file, every frame in order.
@@ -115,7 +115,7 @@ class CamGear(ThreadedGear):
         self._capture = capture
         for prop, value in props.items():
             if not capture.set(prop, value):
-                _LOG.warning("%s: the source ignored property %s=%s", self._name, prop, value)
+                logger.warning("%s: the source ignored property %s=%s", self._name, prop, value)
 
     @property
     def framerate(self) -> float:
@@ -136,7 +136,7 @@ class CamGear(ThreadedGear):
             self._pattern.start()
         return super().start()
 
-    def _grab(self) -> Optional[np.ndarray]:
+    def _grab(self) -> np.ndarray | None:
         if self._pattern is not None:
             return self._pattern.read()
         ok, frame = self._capture.read()

@@ -8,13 +8,13 @@ table lives in :data:`OPTION_MAP` and ``docs/gears/pigear.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
-from netgear.errors import DependencyError, OptionError, SourceError
-from netgear.gears._threaded import ThreadedGear
-from netgear.gears.pioptions import OPTION_MAP, PiSettings, check_number, map_options, resolve_enums
+from ..errors import DependencyError, OptionError, SourceError
+from ._threaded import ThreadedGear
+from .pioptions import OPTION_MAP, PiSettings, check_number, map_options, resolve_enums
 
 __all__ = ["OPTION_MAP", "PiGear", "PiSettings", "map_options"]
 
@@ -65,13 +65,13 @@ class PiGear(ThreadedGear):
         self,
         resolution: tuple[int, int] = (640, 480),
         framerate: float = 30,
-        colorspace: Optional[str] = None,
+        colorspace: str | None = None,
         logging: bool = False,
         time_delay: float = 0,
         *,
         camera_num: int = 0,
-        camera_factory: Optional[Callable[..., Any]] = None,
-        transform_factory: Optional[Callable[..., Any]] = None,
+        camera_factory: Callable[..., Any] | None = None,
+        transform_factory: Callable[..., Any] | None = None,
         **options: Any,
     ) -> None:
         try:
@@ -101,7 +101,7 @@ class PiGear(ThreadedGear):
             self._release()
             raise
 
-    def _configure(self, make_transform: Optional[Callable[..., Any]]) -> None:
+    def _configure(self, make_transform: Callable[..., Any] | None) -> None:
         cam, settings = self._camera, self.settings
         frame_us = round(1_000_000 / self._fps)
         kwargs: dict[str, Any] = {
@@ -155,7 +155,7 @@ class PiGear(ThreadedGear):
                 raise SourceError(f"cannot start Raspberry Pi camera: {exc}") from exc
         return super().start()
 
-    def _grab(self) -> Optional[np.ndarray]:
+    def _grab(self) -> np.ndarray | None:
         return self._camera.capture_array("main")
 
     def _release(self) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from netgear.errors import OptionError
+from ..errors import OptionError
 
 __all__ = ["OPTION_MAP", "PiSettings", "map_options", "check_number", "resolve_enums"]
 
@@ -65,7 +65,7 @@ class PiSettings:
 
     hflip: bool = False
     vflip: bool = False
-    sensor_mode: Optional[int] = None
+    sensor_mode: int | None = None
     controls: dict[str, Any] = field(default_factory=dict)
 
 

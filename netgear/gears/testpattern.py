@@ -6,17 +6,17 @@ import logging
 import threading
 import time
 from logging import DEBUG, INFO
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np
 
-from netgear.errors import ClosedError, OptionError, UsageError
-from netgear.gears._threaded import GearBase, resolve_colorspace
+from ..errors import ClosedError, OptionError, UsageError
+from ._threaded import GearBase, resolve_colorspace
 
 __all__ = ["TestPatternGear", "is_testpattern"]
 
-_LOG = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _BITS = 32
 # Saturated bars (BGR) so colour mix-ups (RGB vs BGR) are visible at a glance.
@@ -66,9 +66,9 @@ class TestPatternGear(GearBase):
     def __init__(
         self,
         resolution: tuple[int, int] = (640, 480),
-        framerate: Optional[float] = 30,
-        frames: Optional[int] = None,
-        colorspace: Optional[str] = None,
+        framerate: float | None = 30,
+        frames: int | None = None,
+        colorspace: str | None = None,
         logging: bool = False,
         time_delay: float = 0,
         *,
@@ -155,7 +155,7 @@ class TestPatternGear(GearBase):
         return frame
 
     @staticmethod
-    def frame_index(frame: np.ndarray) -> Optional[int]:
+    def frame_index(frame: np.ndarray) -> int | None:
         """Read back the frame number from the barcode; None if the frame is too narrow.
 
         Works on raw frames and reasonable-quality JPEG at the original width, in BGR or grey.
@@ -186,7 +186,7 @@ class TestPatternGear(GearBase):
             self._stop.wait(self._time_delay)
         return self
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         """The next frame, paced at ``framerate``; None after ``frames`` frames or stop()."""
         with self._lock:
             if not self._started:
@@ -214,5 +214,5 @@ class TestPatternGear(GearBase):
     def stop(self) -> None:
         """End the stream; a read() waiting for its time slot returns None at once."""
         self._stop.set()
-        _LOG.log(self._level, "TestPatternGear: stopped after %d frames", self._count)
+        logger.log(self._level, "TestPatternGear: stopped after %d frames", self._count)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
-from netgear.errors import OptionError
-from netgear.gears.camgear import CamGear
-from netgear.gears.pigear import PiGear
-from netgear.gears.testpattern import TestPatternGear, is_testpattern
+from ..errors import OptionError
+from .camgear import CamGear
+from .pigear import PiGear
+from .testpattern import TestPatternGear, is_testpattern
 
 __all__ = ["VideoGear"]
 
@@ -33,11 +33,11 @@ class VideoGear:
 
     def __init__(
         self,
-        source: Union[int, str] = 0,
+        source: int | str = 0,
         enablePiCamera: bool = False,
         resolution: tuple[int, int] = (640, 480),
         framerate: float = 30,
-        colorspace: Optional[str] = None,
+        colorspace: str | None = None,
         logging: bool = False,
         time_delay: float = 0,
         **options: Any,
@@ -46,7 +46,7 @@ class VideoGear:
             raise OptionError("VideoGear(stabilize=True) is not supported by netgear", "stabilize")
         options.pop("stabilize", None)
         common = {"colorspace": colorspace, "logging": logging, "time_delay": time_delay}
-        self.stream: Union[CamGear, PiGear, TestPatternGear]
+        self.stream: CamGear | PiGear | TestPatternGear
         if enablePiCamera:
             self.stream = PiGear(resolution=resolution, framerate=framerate, **common, **options)
         elif is_testpattern(source):
@@ -64,7 +64,7 @@ class VideoGear:
         self.stream.start()
         return self
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         """The next frame, or None at the end of the stream / after stop()."""
         return self.stream.read()
 

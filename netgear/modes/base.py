@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..options import Option
-from ..settings import Settings
+from ..core.options import Option
+from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    from ..core.wire import Incoming, Outgoing
     from ..errors import PeerTimeoutError
-    from ..transport import Channel, Transport
-    from ..wire import Incoming, Outgoing
+    from ..link import Channel, Link
 
 __all__ = ["DELIVER", "DROP", "FINISH", "Mode"]
 
@@ -59,7 +59,7 @@ class Mode:
         """True when each port needs its own socket (instead of one socket for all)."""
         return False
 
-    def configure(self, transport: Transport) -> None:
+    def configure(self, transport: Link) -> None:
         """Called once before any socket opens; add socket hooks, start helpers here."""
 
     # -- traffic --------------------------------------------------------------------
@@ -69,6 +69,9 @@ class Mode:
 
     def on_send(self, out: Outgoing) -> None:
         """Rewrite an outgoing frame message in place (compress it, tag it, ...)."""
+
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame decodable on its own (codecs with state)."""
 
     def on_end(self, out: Outgoing) -> None:
         """Annotate the end-of-stream message in place (e.g. tag it with this sender's port)."""

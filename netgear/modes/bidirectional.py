@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
+from ..core.wire import Incoming
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..wire import Incoming
 from .base import Mode
 
 __all__ = ["BidirectionalMode"]
@@ -36,7 +36,7 @@ class BidirectionalMode(Mode):
 
     @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
-        if settings.pattern == 2:
+        if not settings.policy.two_way:
             raise OptionError("bidirectional_mode needs a pattern with replies: 0 (PAIR) or 1 "
                               "(REQ/REP); PUB/SUB (pattern 2) has no way back", key="pattern")
 

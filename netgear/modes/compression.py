@@ -3,8 +3,8 @@
 The sender encodes in ``on_send``; the header names the codec (``c``: jpeg, png or
 bmp) and the original frame (``d`` dtype, ``h`` shape, ``j`` JPEG colorspace and
 decode flags), so any receiver decodes it back to the sender's exact shape without
-being configured. The decoders live in :mod:`netgear.decoders`, registered when this
-module is imported.
+being configured. The encoders and decoders live in :mod:`netgear.codecs`; this mode
+owns the options and the sender's encoder (created at the first frame, closed here).
 """
 
 from __future__ import annotations
@@ -14,24 +14,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..decoders import COLORSPACES
-from ..decoders import cv2_module as _cv2
-from ..decoders import simplejpeg_module as _simplejpeg
+from ..codecs.base import Encoder
+from ..codecs.jpeg import COLORSPACES, JpegEncoder, simplejpeg_module
+from ..codecs.jpegstrips import MAX_BANDS
+from ..codecs.opencv import FORMATS, OpenCVEncoder
+from ..core.options import Option, in_range, one_of
+from ..core.settings import Settings
+from ..core.wire import FRAME, Outgoing, dtype_descr
 from ..errors import OptionError, PayloadError
-from ..jpegstrips import MAX_BANDS, WorkerPool, auto_threads, plan_bands, split
-from ..options import Option, in_range, one_of
-from ..settings import Settings
-from ..wire import FRAME, Incoming, Outgoing, dtype_descr
 from .base import Mode
 
 __all__ = ["CompressionMode"]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = (".jpg", ".png", ".bmp")
-# What each cv2 format keeps losslessly or at all: dtypes and channel counts.
-_CV2_DTYPES = {".jpg": ("uint8",), ".png": ("uint8", "uint16"), ".bmp": ("uint8",)}
-_CV2_CHANNELS = {".jpg": (1, 3), ".png": (1, 3, 4), ".bmp": (1, 3, 4)}
 _JPEG_SUBOPTIONS = ("jpeg_compression_quality", "jpeg_compression_fastdct",
                     "jpeg_compression_fastupsample", "jpeg_compression_colorsubsampling",
                     "jpeg_compression_threads")
@@ -125,31 +121,17 @@ class CompressionMode(Mode):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         opts = settings.options
-        jpeg = opts["jpeg_compression"]
-        self._jpeg = bool(jpeg)
-        self._colorspace = jpeg.strip().upper() if isinstance(jpeg, str) else "BGR"
-        quality = opts["jpeg_compression_quality"]
-        self._quality = 90 if quality is None else round(quality)
-        fastdct, fastups = opts["jpeg_compression_fastdct"], opts["jpeg_compression_fastupsample"]
-        self._fastdct = True if fastdct is None else fastdct
-        self._fastupsample = bool(fastups)
-        self._subsampling = opts["jpeg_compression_colorsubsampling"] or "422"
-        # receiver: explicitly given decode flags override what the sender asked for
-        self._decode_flags = (fastdct, fastups)
-        fmt = opts["compression_format"]
-        self._format = fmt.strip().lower() if fmt is not None else None
-        self._params: list[int] = []
+        self._jpeg = bool(opts["jpeg_compression"])
+        self._format = opts["compression_format"]
+        self._encoder: Encoder | None = None
         if settings.receive_mode:
             if self._format is not None or opts["jpeg_compression_quality"] is not None:
                 logger.debug("encoding options have no effect on a receiver: each frame's "
                              "header names its codec")
         elif self._format is not None:
-            self._params = _cv2_params(self._format, opts["compression_param"])
+            self._encoder = OpenCVEncoder(opts)  # checks compression_param now
         elif self._jpeg:
-            _simplejpeg()  # fail at construction, not at the first frame
-        threads = opts["jpeg_compression_threads"]
-        self._bands = auto_threads() if threads is None else threads
-        self._pool = WorkerPool(self._bands, "netgear-jpeg-encode")
+            simplejpeg_module()  # fail at construction, not at the first frame
 
     def on_send(self, out: Outgoing) -> None:
         frame = out.frame
@@ -160,80 +142,16 @@ class CompressionMode(Mode):
         if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
             raise PayloadError("compression needs a non-empty HxW or HxWxC frame, got "
                                f"{getattr(frame, 'shape', type(frame).__name__)}")
-        channels = 1 if frame.ndim == 2 else frame.shape[2]
-        if self._jpeg:
-            out.payload, colorspace, layout = self._encode_jpeg(frame, channels)
-            out.codec = "jpeg"
-            out.extra["j"] = [colorspace, self._fastdct, self._fastupsample]
-            if layout is not None:
-                out.extra["b"] = layout
-        else:
-            out.payload, out.codec = self._encode_cv2(frame, channels)
-            if out.codec == "jpeg":
-                # OpenCV writes BGR (or gray) JPEGs, decoded by the same JPEG decoder
-                out.extra["j"] = ["GRAY" if channels == 1 else "BGR", False, False]
+        if self._encoder is None:
+            self._encoder = JpegEncoder(self.settings.options)  # its band pool starts lazily
+        self._encoder.encode(frame, out)
         out.extra["d"] = dtype_descr(frame.dtype)
         out.extra["h"] = list(frame.shape)
 
-    def on_recv(self, incoming: Incoming, verdict: str) -> str:
-        meta = incoming.header.get("j")
-        if incoming.codec == "jpeg" and isinstance(meta, list) and len(meta) == 3:
-            fastdct, fastups = self._decode_flags
-            meta[1] = meta[1] if fastdct is None else fastdct
-            meta[2] = meta[2] if fastups is None else fastups
-        return verdict
+    def request_keyframe(self) -> None:
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
 
     def close(self) -> None:
-        self._pool.close()
-
-    def _encode_jpeg(self, frame: np.ndarray,
-                     channels: int) -> tuple[bytes, str, list[list[int]] | None]:
-        if frame.dtype != np.uint8:
-            raise PayloadError(f"JPEG needs uint8 frames, got {frame.dtype}; convert the frame "
-                               "or use compression_format='.png' (uint8/uint16, lossless)")
-        cs = self._colorspace
-        if channels == 1:
-            cs = "GRAY"  # a one-channel frame can only be gray, whatever the option says
-        elif len(cs) != channels:
-            hint = " ('.png' keeps alpha)" if channels == 4 else ""
-            raise PayloadError(f"jpeg_compression={cs!r} expects {len(cs)}-channel frames, got "
-                               f"{channels} channels; set jpeg_compression to the frame's "
-                               f"colorspace or use compression_format{hint}")
-        image = np.ascontiguousarray(frame).reshape(frame.shape[0], frame.shape[1], channels)
-        sub = "Gray" if cs == "GRAY" else self._subsampling
-        encode_jpeg = _simplejpeg().encode_jpeg
-
-        def encode(band: np.ndarray) -> bytes:
-            return encode_jpeg(band, quality=self._quality, colorspace=cs,
-                               colorsubsampling=sub, fastdct=self._fastdct)
-
-        rows = plan_bands(image.shape[0], self._bands, sub)
-        if len(rows) == 1:
-            return encode(image), cs, None
-        parts = self._pool.map(encode, split(image, rows))
-        return b"".join(parts), cs, [[r, len(p)] for r, p in zip(rows, parts)]
-
-    def _encode_cv2(self, frame: np.ndarray, channels: int) -> tuple[Any, str]:
-        fmt = self._format
-        assert fmt is not None
-        if (frame.dtype.name not in _CV2_DTYPES[fmt] or not frame.dtype.isnative
-                or channels not in _CV2_CHANNELS[fmt]):
-            raise PayloadError(
-                f"{fmt} keeps {'/'.join(_CV2_DTYPES[fmt])} frames with "
-                f"{'/'.join(map(str, _CV2_CHANNELS[fmt]))} channels; got {frame.dtype} with "
-                f"{channels} channels")
-        image = frame.reshape(frame.shape[:2]) if channels == 1 else frame
-        ok, buf = _cv2().imencode(fmt, image, self._params)
-        if not ok:
-            raise PayloadError(f"OpenCV could not encode the frame as {fmt}")
-        return buf, {".jpg": "jpeg", ".png": "png", ".bmp": "bmp"}[fmt]
-
-
-def _cv2_params(fmt: str, param: Any) -> list[int]:
-    if param is None:
-        return []
-    if isinstance(param, int):
-        cv2 = _cv2()
-        flag = cv2.IMWRITE_JPEG_QUALITY if fmt == ".jpg" else cv2.IMWRITE_PNG_COMPRESSION
-        return [flag, param]
-    return [int(v) for v in param]
+        if self._encoder is not None:
+            self._encoder.close()

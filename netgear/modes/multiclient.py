@@ -12,25 +12,15 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import zmq
-
+from ..core.options import Option
+from ..core.settings import Settings
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..transport import Channel, Transport
+from ..link import Channel, Link
 from .base import Mode
 
 __all__ = ["MultiClientMode"]
 
 logger = logging.getLogger(__name__)
-
-
-def _connected(channel: Channel) -> bool:
-    # Sender sockets set ZMQ_IMMEDIATE, so POLLOUT means a client is connected and this
-    # socket is free for a new request. A request in flight (send_window=1) means a client
-    # took it; the next send() on that socket collects its reply first.
-    sock = channel.sock
-    return sock is not None and (channel.in_flight > 0 or bool(sock.poll(0, zmq.POLLOUT)))
 
 
 class MultiClientMode(Mode):
@@ -49,10 +39,7 @@ class MultiClientMode(Mode):
 
     @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
-        if settings.options.get("multiserver_mode"):
-            raise OptionError("multiserver_mode and multiclient_mode cannot be enabled "
-                              "together; choose one", key=cls.key)
-        if settings.pattern not in (1, 2):
+        if not settings.policy.multi_peer:
             raise OptionError(f"multiclient_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
                               f"only, got pattern {settings.pattern}: set pattern=1 or 2",
                               key="pattern")
@@ -73,15 +60,20 @@ class MultiClientMode(Mode):
         # REQ/REP: one socket per client, so a slow or absent client is never chosen by
         # libzmq's own round-robin, and the end-of-stream reaches each client. PUB/SUB: one
         # socket fans out to all.
-        return not settings.receive_mode and settings.pattern == 1
+        return not settings.receive_mode and settings.policy.replies
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._next = 0
         self._channels: Sequence[Channel] = ()
+        self._link: Link | None = None
 
-    def configure(self, transport: Transport) -> None:
+    def configure(self, transport: Link) -> None:
         self._channels = transport.channels
+        self._link = transport
+
+    def _connected(self, channel: Channel) -> bool:
+        return self._link is not None and self._link.ready(channel)
 
     def pick_channel(self, channels: Sequence[Channel]) -> Channel | None:
         count = len(channels)
@@ -89,7 +81,7 @@ class MultiClientMode(Mode):
             return None
         for step in range(count):
             index = (self._next + step) % count
-            if _connected(channels[index]):
+            if self._connected(channels[index]):
                 self._next = index + 1
                 return channels[index]
         # nobody connected yet: wait (bounded by request_timeout) on the next in turn
@@ -98,7 +90,7 @@ class MultiClientMode(Mode):
         return chosen
 
     def peer_failed(self, channel: Channel) -> bool:
-        others = [c for c in self._channels if c is not channel and _connected(c)]
+        others = [c for c in self._channels if c is not channel and self._connected(c)]
         if others:
             logger.warning("client on port %s did not reply; frame dropped, going on with "
                            "ports %s", channel.label, ", ".join(c.label for c in others))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
+from ..core.wire import Incoming, Outgoing
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..wire import Incoming, Outgoing
 from .base import DELIVER, DROP, FINISH, Mode
 
 __all__ = ["MultiServerMode"]
@@ -75,10 +75,7 @@ class MultiServerMode(Mode):
         if not opts[cls.key]:
             raise OptionError("option 'filter' only applies to a multi-server client; "
                               "set multiserver_mode=True or drop 'filter'", key="filter")
-        if opts.get("multiclient_mode"):
-            raise OptionError("multiserver_mode and multiclient_mode cannot be enabled "
-                              "together; choose one", key=cls.key)
-        if settings.pattern not in (1, 2):
+        if not settings.policy.multi_peer:
             raise OptionError(f"multiserver_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
                               f"only, got pattern {settings.pattern}", key="pattern")
         if settings.receive_mode:

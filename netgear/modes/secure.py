@@ -12,21 +12,20 @@ from the constructor; nothing falls back to plain text.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import zmq
-
-from ..errors import OptionError, SecurityError
-from ..options import Option
-from ..security.auth import ZAP_DOMAIN, ServerAuthenticator, require_curve
+from ..core.options import Option
+from ..core.settings import Settings
+from ..errors import OptionError
+from ..security.auth import ServerAuthenticator, require_curve
+from ..security.curve import client_hook, server_hook
 from ..security.keys import KeyFolder, generate_keys, load_keypair, load_public_key
 from ..security.monitor import HandshakeMonitor
-from ..settings import Settings
 from .base import Mode
 
 if TYPE_CHECKING:
     from ..errors import PeerTimeoutError
-    from ..transport import Channel, SocketHook, Transport
+    from ..link.zmq import Channel, Transport
 
 __all__ = ["SECURE_LEVELS", "SecureMode"]
 
@@ -109,11 +108,11 @@ class SecureMode(Mode):
             self._auth = ServerAuthenticator(
                 transport.context, folder.allowed if self.level == 2 else None)
             self._auth.start()  # before any bind: no handshake may come before the handler
-            transport.add_hook(_server_hook(public, secret))
+            transport.add_hook(server_hook(public, secret))
         else:
             server_key = load_public_key(folder.public_file("server"))
             public, secret = load_keypair(folder.secret_file("client"))
-            transport.add_hook(_client_hook(server_key, public, secret))
+            transport.add_hook(client_hook(server_key, public, secret))
         # after the CURVE hook: the monitor sees the socket exactly as it will connect
         transport.add_hook(self.monitor.hook)
         logger.log(logging.INFO if self.settings.logging else logging.DEBUG,
@@ -130,28 +129,3 @@ class SecureMode(Mode):
         if self._auth is not None:
             self._auth.stop()
 
-
-def _set(sock: zmq.Socket, options: list[tuple[int, Any]]) -> None:
-    try:
-        for option, value in options:
-            sock.setsockopt(option, value)
-    except zmq.ZMQError as exc:
-        raise SecurityError(f"cannot set up CURVE on the socket: {exc}") from exc
-
-
-def _server_hook(public: bytes, secret: bytes) -> SocketHook:
-    def apply(sock: zmq.Socket, channel: Channel) -> None:
-        _set(sock, [(zmq.CURVE_SERVER, 1), (zmq.CURVE_PUBLICKEY, public),
-                    (zmq.CURVE_SECRETKEY, secret), (zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode()),
-                    # no ZAP handler answering -> handshake refused, never let in unchecked
-                    (zmq.ZAP_ENFORCE_DOMAIN, 1)])
-
-    return apply
-
-
-def _client_hook(server_key: bytes, public: bytes, secret: bytes) -> SocketHook:
-    def apply(sock: zmq.Socket, channel: Channel) -> None:
-        _set(sock, [(zmq.CURVE_SERVERKEY, server_key), (zmq.CURVE_PUBLICKEY, public),
-                    (zmq.CURVE_SECRETKEY, secret)])
-
-    return apply

@@ -4,7 +4,7 @@
 server and connects to ``address:port`` as seen from there, so the receiver needs no port
 open to the sender's network, only the SSH server does. Sender side only; tcp only; not
 with multi-server or multi-client mode (as in vidgear). The tunnel itself lives in
-:mod:`netgear.tunnel`. See docs/modes/ssh.md.
+:mod:`netgear.link.zmq.tunnel`. See docs/modes/ssh.md.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
+from ..core.options import Option
+from ..core.settings import Settings
 from ..errors import OptionError
-from ..options import Option
-from ..settings import Settings
-from ..tunnel import SshTunnel, check_keyfile, check_server, parse_server, require_paramiko
+from ..link.zmq.tunnel import SshTunnel, check_keyfile, check_server, parse_server, require_paramiko
 from .base import Mode
 
 if TYPE_CHECKING:
-    from ..transport import Transport
+    from ..link.zmq import Transport
 
 __all__ = ["SshTunnelMode"]
 

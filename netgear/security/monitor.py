@@ -18,7 +18,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 if TYPE_CHECKING:
-    from ..channel import Channel
+    from ..link.zmq import Channel
 
 __all__ = ["HandshakeMonitor"]
 

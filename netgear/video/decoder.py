@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..codecs.jpegstrips import auto_threads
 from ..errors import ClosedError, OptionError, WireFormatError
-from ..jpegstrips import auto_threads
 from ._av import load_av
 from .meta import VideoMeta
 

@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..codecs.jpegstrips import auto_threads
 from ..errors import ClosedError, OptionError, PayloadError
-from ..jpegstrips import auto_threads
 from ._av import load_av
 from .choice import SOFTWARE, Settings, choose, configure
 from .meta import CODECS, MAX_SIDE, VideoMeta, VideoPacket, coded_size

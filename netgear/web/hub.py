@@ -19,9 +19,9 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 
+from ..core.netgear import NetGear
 from ..errors import NetGearError, PayloadError, PeerTimeoutError
 from ..helpers import fit_frame, make_montage, to_bgr
-from ..netgear import NetGear
 from .history import History
 
 __all__ = ["MontageHub", "StreamView"]

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
-import zmq
 
-from .errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from ..errors import ClosedError, PayloadError, PeerTimeoutError, WireFormatError
+from ..link import NOBLOCK, Channel, Link, never
+from ..modes import Mode
 from .inflight import InFlight, Pending
-from .modes import Mode
 from .settings import Settings
 from .stats import Stats
-from .transport import Channel, Transport, translate_errors
 from .wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["END_TIMEOUT", "Sender"]
@@ -27,17 +24,12 @@ __all__ = ["END_TIMEOUT", "Sender"]
 logger = logging.getLogger(__name__)
 
 END_TIMEOUT = 1.0  # longest wait for the end-of-stream acknowledgement in close()
-END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
-
-
-def _never() -> bool:
-    return False
 
 
 class Sender:
     """Encodes frames, hands them to the transport, and waits for replies where due."""
 
-    def __init__(self, settings: Settings, transport: Transport, modes: Sequence[Mode],
+    def __init__(self, settings: Settings, transport: Link, modes: Sequence[Mode],
                  stats: Stats, closing: threading.Event, needs_reply: bool,
                  returns_data: bool) -> None:
         opts = settings.options
@@ -52,7 +44,7 @@ class Sender:
         self.retries: int = opts["max_retries"]
         self.copy: bool = opts["copy"]
         self.track: bool = opts["track"]
-        self.noblock = opts["flag"] == zmq.NOBLOCK
+        self.noblock = opts["flag"] == NOBLOCK
         self.seq = itertools.count()
         self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
         self.rotation = itertools.cycle(transport.channels)
@@ -144,7 +136,7 @@ class Sender:
         """
         try:
             data = self._exchange(pending.channel, pending.parts, pending.seq, timeout,
-                                  retries, stop=_never if final else None, final=final,
+                                  retries, stop=never if final else None, final=final,
                                   sent=True)
         except PeerTimeoutError as exc:
             self.inflight.done(pending, answered=False)
@@ -182,24 +174,24 @@ class Sender:
             for mode in self.modes:
                 mode.on_end(out)
             parts = encode(out)
-            if self.settings.pattern == 1:
-                # Every frame has its reply already (collected above, or by lockstep), so END
-                # needs none: it is queued and flushed by close()'s linger. One thread that
-                # calls send() then recv() can thus close the server, then the client, without
-                # a wait; the REP socket drops its answer to a peer that has left.
-                _queue_end(channel, parts, min(self.timeout, END_TIMEOUT))
-            elif self.needs_reply or self.settings.pattern == 0:
+            policy = self.settings.policy
+            if policy.replies or policy.fans_out:
+                # REQ/REP: every frame has its reply already (collected above, or by
+                # lockstep), so END needs none: it is queued and flushed by close()'s linger.
+                # One thread that calls send() then recv() can thus close the server, then
+                # the client, without a wait; the REP socket drops its answer to a peer that
+                # has left. PUB/SUB: no way back; the link publishes it reliably.
+                self.transport.end(channel, parts, END_TIMEOUT)
+            elif self.needs_reply or policy.acknowledges_end:
                 # A PAIR receiver acknowledges END too: closing before it has read everything
                 # can strand the last frames in libzmq (its reader stops on a full queue and
                 # then tears down on the disconnect without draining).
                 try:
                     # not interruptible by `closing`: close() itself is waiting here
                     self._exchange(channel, parts, out.seq, min(self.timeout, END_TIMEOUT), 0,
-                                   stop=_never, final=True)
+                                   stop=never, final=True)
                 except (PeerTimeoutError, ClosedError):
                     logger.debug("port %s: end-of-stream not acknowledged", channel.label)
-            elif self.settings.pattern == 2:
-                _publish_reliably(channel, parts, END_TIMEOUT)
 
     def _explain(self, channel: Channel, exc: PeerTimeoutError) -> None:
         for mode in self.modes:  # e.g. secure mode names a failed CURVE handshake
@@ -253,43 +245,3 @@ class Sender:
             raise ClosedError("closed while waiting for a reply")
         return found[0].message
 
-
-def _queue_end(channel: Channel, parts: list[Any], timeout: float) -> None:
-    sock = channel.sock
-    if sock is None:
-        return
-    with translate_errors("end of stream"):
-        # ZMQ_IMMEDIATE: writable once a receiver is connected. One still connecting (e.g.
-        # mid CURVE handshake, never sent a frame yet) gets up to ``timeout`` to be told.
-        if sock.poll(int(timeout * 1000), zmq.POLLOUT):
-            try:
-                sock.send_multipart(parts, flags=zmq.NOBLOCK)
-                return
-            except zmq.Again:
-                pass
-        logger.debug("port %s: no receiver for the end-of-stream", channel.label)
-
-
-def _publish_reliably(channel: Channel, parts: list[Any], timeout: float) -> None:
-    """Get the end-of-stream marker to every subscriber, within ``timeout``.
-
-    libzmq marks a PUB pipe inactive once a burst fills it and silently skips it until the
-    socket next processes its commands; XPUB_NODROP cannot see such a pipe either. So the
-    marker is published a few times with back-off, letting drained pipes come back in
-    between (receivers ignore the repeats: they share one sequence number).
-    """
-    sock = channel.sock
-    if sock is None:
-        return
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    with translate_errors("end of stream"):
-        sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full (but active) pipe refuses, not drops
-        for _ in range(END_REPEATS):
-            sock.getsockopt(zmq.EVENTS)  # process pending commands: reactivates pipes
-            with contextlib.suppress(zmq.Again):
-                sock.send_multipart(parts, flags=zmq.NOBLOCK)
-            if time.monotonic() + pause > deadline:
-                return
-            time.sleep(pause)  # close() only; bounded by ``timeout``
-            pause *= 2

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import WireFormatError
+from ..errors import WireFormatError
 
 __all__ = ["MAX_BANDS", "WorkerPool", "auto_threads", "check_layout", "plan_bands", "split"]
 

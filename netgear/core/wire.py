@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import PayloadError, WireFormatError
+from ..errors import PayloadError, WireFormatError
 
 __all__ = [
     "END",
@@ -64,8 +64,8 @@ class Outgoing:
 class Incoming:
     """A decoded message. ``frame`` is filled by the codec stage, not by :func:`decode`."""
 
-    __slots__ = ("codec", "frame", "header", "kind", "message", "payload", "pool", "seq",
-                 "source", "ts")
+    __slots__ = ("codec", "frame", "header", "kind", "message", "payload", "seq", "source",
+                 "ts")
 
     def __init__(self, header: dict[str, Any], payload: Any, message: Any) -> None:
         self.header = header
@@ -76,7 +76,6 @@ class Incoming:
         self.payload = payload
         self.message = message
         self.frame: np.ndarray | None = None
-        self.pool: Any = None  # the receiver's WorkerPool, for codecs that decode in parallel
         self.source = ""  # the port of the socket it arrived on, set by the receiver
 
 

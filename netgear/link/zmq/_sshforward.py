@@ -1,4 +1,4 @@
-"""The SSH tunnel process that :mod:`netgear.tunnel` starts; run as a script, never imported.
+"""The SSH tunnel process :mod:`netgear.link.zmq.tunnel` starts; run as a script, not imported.
 
 It logs in with paramiko, listens on a kernel-chosen 127.0.0.1 port and forwards every
 connection made to it through the SSH session to the receiver: pyzmq's forwarding server

@@ -1,10 +1,11 @@
-"""Sockets: creation, options, bind/connect, bounded waits, Lazy Pirate rebuilds.
+"""The ZeroMQ link: sockets, bind/connect, bounded waits, Lazy Pirate rebuilds, end of stream.
 
 ``zmq.ZMQError`` becomes :class:`TransportError` only through
-:class:`~netgear.channel.translate_errors`.
+:class:`~netgear.link.zmq.channel.translate_errors`.
 Every socket option is applied by :meth:`Channel.open` through the hooks the
 modes registered, so a rebuilt socket gets exactly the options (and keys) the
-first one had.
+first one had. Which socket types, lingers and end-of-stream delivery apply is read
+from the pattern's :class:`~netgear.link.pattern.Pattern`.
 """
 
 from __future__ import annotations
@@ -17,26 +18,20 @@ from typing import Any
 
 import zmq
 
+from ...core.settings import Settings
+from ...errors import PeerTimeoutError, TransportError
+from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
-from .errors import PeerTimeoutError, TransportError
-from .settings import Settings
 from .sockopts import base_options
+from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
 
-__all__ = ["Channel", "SocketHook", "Transport", "translate_errors"]
+__all__ = ["CLOSE_LINGER_MS", "END_REPEATS", "Channel", "SocketHook", "Transport",
+           "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
-
-# (sender, receiver) socket types per pattern. The PUB/SUB sender is an XPUB so
-# close() can switch on XPUB_NODROP and be sure the end-of-stream message is
-# queued to every subscriber instead of being dropped by a full pipe.
-SOCKET_TYPES = {0: (zmq.PAIR, zmq.PAIR), 1: (zmq.REQ, zmq.REP), 2: (zmq.XPUB, zmq.SUB)}
-POLL_SLICE_MS = 100  # blocking waits wake this often to notice close() from another thread
-Stop = Callable[[], bool]
-
-
-def _never() -> bool:
-    return False
+CLOSE_LINGER_MS = 500  # how long a closing socket may still flush its last messages
+END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
 
 
 class Transport:
@@ -47,8 +42,10 @@ class Transport:
         # everything else gets its own, so instances never interfere (ZAP handlers, term()).
         self.shared_context = settings.protocol == "inproc"
         self.context = zmq.Context.instance() if self.shared_context else zmq.Context()
-        sender_type, receiver_type = SOCKET_TYPES[settings.pattern]
-        socket_type = receiver_type if settings.receive_mode else sender_type
+        self.policy = policy = settings.policy
+        self.receive_mode = settings.receive_mode
+        socket_type = getattr(zmq, policy.receiver_socket if settings.receive_mode
+                              else policy.sender_socket)
         hooks = [base_options(settings)]
         if split:
             self.channels = [
@@ -61,7 +58,7 @@ class Transport:
                 Channel(self.context, socket_type, settings.endpoints(), settings.binds, hooks,
                         settings.port, settings.ipv6)
             ]
-        if not settings.receive_mode and settings.pattern in (0, 2):
+        if not settings.receive_mode and policy.connects_at_first_frame:
             for channel in self.channels:
                 channel.deferred = True
         self.closed = False
@@ -90,7 +87,7 @@ class Transport:
 
     # -- sending ------------------------------------------------------------------------
     def send(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
-             timeout: float, retries: int, drop_if_busy: bool, stop: Stop = _never) -> bool:
+             timeout: float, retries: int, drop_if_busy: bool, stop: Stop = never) -> bool:
         """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
 
         Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
@@ -98,7 +95,7 @@ class Transport:
         for attempt in range(retries + 1):
             sock = self._sock(channel)
             if channel.socket_type == zmq.XPUB:
-                _drain_subscriptions(sock)
+                drain_subscriptions(sock)
             with translate_errors("send"):
                 if drop_if_busy:
                     try:
@@ -107,8 +104,8 @@ class Transport:
                     except zmq.Again:
                         return False
                 else:
-                    tracker = _send_within(channel, parts, timeout, stop, copy, track)
-                if tracker is not _MISSED:
+                    tracker = send_within(channel, parts, timeout, stop, copy, track)
+                if tracker is not MISSED:
                     if track and tracker is not None:
                         self._wait_tracker(tracker, timeout, channel)
                     return True
@@ -138,7 +135,7 @@ class Transport:
 
     def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
                 retries: int, accept: Callable[[list[Any]], bool],
-                stop: Stop = _never, final: bool = False,
+                stop: Stop = never, final: bool = False,
                 sent: bool = False) -> list[Any] | None:
         """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
 
@@ -151,10 +148,10 @@ class Transport:
             self._sock(channel)
             deadline = time.monotonic() + timeout
             with translate_errors("request"):
-                if (sent and attempt == 0) or _send_within(
-                        channel, parts, timeout, stop, copy, False) is not _MISSED:
+                if (sent and attempt == 0) or send_within(
+                        channel, parts, timeout, stop, copy, False) is not MISSED:
                     while True:
-                        reply = _recv_within(channel, deadline - time.monotonic(), stop, False)
+                        reply = recv_within(channel, deadline - time.monotonic(), stop, False)
                         if reply is None:
                             break
                         if accept(reply):
@@ -177,7 +174,7 @@ class Transport:
         )
 
     def post(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
-             retries: int, stop: Stop = _never) -> bool:
+             retries: int, stop: Stop = never) -> bool:
         """Send a request without waiting for its reply (``request(sent=True)`` collects it).
 
         Rebuilds the socket between attempts like :meth:`request`; False when ``stop()``
@@ -186,7 +183,7 @@ class Transport:
         for attempt in range(retries + 1):
             self._sock(channel)
             with translate_errors("request"):
-                if _send_within(channel, parts, timeout, stop, copy, False) is not _MISSED:
+                if send_within(channel, parts, timeout, stop, copy, False) is not MISSED:
                     return True
             if stop():
                 return False
@@ -205,7 +202,7 @@ class Transport:
         """Wait for one message; None when ``timeout`` passes or ``stop()`` turns true."""
         self._sock(channel)
         with translate_errors("receive"):
-            return _recv_within(channel, timeout, stop, copy)
+            return recv_within(channel, timeout, stop, copy)
 
     def receive_any(self, channels: list[Channel], timeout: float | None, copy: bool,
                     stop: Stop) -> tuple[Channel, list[Any]] | None:
@@ -232,7 +229,7 @@ class Transport:
                     return channel, parts
                 if stop() or (deadline is not None and time.monotonic() >= deadline):
                     return None
-                self._poller(channels).poll(_slice_ms(deadline))
+                self._poller(channels).poll(slice_ms(deadline))
 
     def _poller(self, channels: list[Channel]) -> zmq.Poller:
         socks = tuple(id(self._sock(c)) for c in channels)
@@ -256,7 +253,52 @@ class Transport:
             except zmq.Again:
                 logger.debug("%s: reply dropped, no peer to take it", channel.label)
 
+    def ready(self, channel: Channel) -> bool:
+        """True when a peer is connected and this socket is free for a new request.
+
+        Sender sockets set ZMQ_IMMEDIATE, so POLLOUT means a peer is connected. A request
+        in flight (send_window=1) means a peer took it; the next send() on that socket
+        collects its reply first.
+        """
+        sock = channel.sock
+        return sock is not None and (channel.in_flight > 0
+                                     or bool(sock.poll(0, zmq.POLLOUT)))
+
+    # -- end of stream --------------------------------------------------------------------
+    def end(self, channel: Channel, parts: list[Any], timeout: float) -> None:
+        """Deliver an end-of-stream nobody acknowledges (REQ/REP's last, PUB/SUB's).
+
+        REQ/REP: every frame has its reply already, so END is queued without waiting and
+        flushed by close()'s linger; PUB/SUB: published a few times, see _publish_reliably.
+        """
+        sock = channel.sock
+        if sock is None:
+            return
+        with translate_errors("end of stream"):
+            if self.policy.fans_out:
+                _publish_reliably(sock, parts, timeout)
+                return
+            # ZMQ_IMMEDIATE: writable once a receiver is connected. One still connecting (e.g.
+            # mid CURVE handshake, never sent a frame yet) gets up to ``timeout`` to be told.
+            if sock.poll(int(timeout * 1000), zmq.POLLOUT):
+                try:
+                    sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                    return
+                except zmq.Again:
+                    pass
+            logger.debug("port %s: no receiver for the end-of-stream", channel.label)
+
     # -- lifecycle ----------------------------------------------------------------------
+    def finish(self, replying: bool) -> None:
+        """Close after a normal end of stream, lingering where messages may still be queued.
+
+        A sender lingers where the pattern says (PAIR had its END acknowledged, which covers
+        every frame before it); a replying receiver lingers so the reply to the frame recv()
+        just returned is not discarded (that frame's send() would time out).
+        """
+        flush = replying if self.receive_mode else self.policy.lingers_on_close
+        self.close(CLOSE_LINGER_MS if flush else 0)
+
     def _sock(self, channel: Channel) -> zmq.Socket:
         if channel.sock is None:
             if self.closed or not channel.deferred:
@@ -281,54 +323,22 @@ class Transport:
                 logger.exception("closing %r failed", action)
 
 
-_MISSED = object()  # _send_within: the time ran out (None is a valid "sent, untracked")
+def _publish_reliably(sock: zmq.Socket, parts: list[Any], timeout: float) -> None:
+    """Get the end-of-stream marker to every subscriber, within ``timeout``.
 
-
-def _slice_ms(deadline: float | None) -> int:
-    if deadline is None:
-        return POLL_SLICE_MS
-    return max(1, min(POLL_SLICE_MS, int((deadline - time.monotonic()) * 1000)))
-
-
-def _send_within(channel: Channel, parts: list[Any], timeout: float | None, stop: Stop,
-                 copy: bool, track: bool) -> Any:
-    """Blocking send in short slices (SNDTIMEO), so the common case is one call.
-
-    Returns the tracker (or None untracked), or _MISSED when ``timeout`` passed or
-    ``stop()`` turned true first.
+    libzmq marks a PUB pipe inactive once a burst fills it and silently skips it until the
+    socket next processes its commands; XPUB_NODROP cannot see such a pipe either. So the
+    marker is published a few times with back-off, letting drained pipes come back in
+    between (receivers ignore the repeats: they share one sequence number).
     """
-    sock = channel.sock
-    assert sock is not None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        channel.set_timeout(zmq.SNDTIMEO, _slice_ms(deadline))
-        try:
-            return sock.send_multipart(parts, copy=copy, track=track)
-        except zmq.Again:
-            if stop() or (deadline is not None and time.monotonic() >= deadline):
-                return _MISSED
-
-
-def _recv_within(channel: Channel, timeout: float | None, stop: Stop,
-                 copy: bool) -> list[Any] | None:
-    """Blocking receive in short slices (RCVTIMEO); None when the time is up or stopped."""
-    sock = channel.sock
-    assert sock is not None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        if deadline is not None and deadline <= time.monotonic():
-            return None
-        channel.set_timeout(zmq.RCVTIMEO, _slice_ms(deadline))
-        try:
-            return sock.recv_multipart(copy=copy)
-        except zmq.Again:
-            if stop():
-                return None
-
-
-def _drain_subscriptions(sock: zmq.Socket) -> None:
-    # XPUB queues a notice per subscribe/unsubscribe transition; nobody reads them, and
-    # libzmq would keep them forever on a publisher that runs for months.
-    with contextlib.suppress(zmq.ZMQError):
-        while True:
-            sock.recv(zmq.NOBLOCK, copy=True)
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    sock.setsockopt(zmq.XPUB_NODROP, 1)  # a full (but active) pipe refuses, not drops
+    for _ in range(END_REPEATS):
+        sock.getsockopt(zmq.EVENTS)  # process pending commands: reactivates pipes
+        with contextlib.suppress(zmq.Again):
+            sock.send_multipart(parts, flags=zmq.NOBLOCK)
+        if time.monotonic() + pause > deadline:
+            return
+        time.sleep(pause)  # close() only; bounded by ``timeout``
+        pause *= 2

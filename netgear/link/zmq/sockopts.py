@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
 import zmq
 
-from .settings import Settings
+from ...core.settings import Settings
+from .channel import MAX_QUEUE_FRAMES, Channel, SocketHook
 
-if TYPE_CHECKING:
-    from .transport import Channel
+__all__ = ["base_options", "receive_queue_frames"]
 
-__all__ = ["MAX_QUEUE_FRAMES", "QUEUE_FRAMES", "base_options", "receive_queue_frames"]
-
-QUEUE_FRAMES = 4  # senders, until their first frame tells its size
-MAX_QUEUE_FRAMES = 1000
-SocketHook = Callable[[zmq.Socket, "Channel"], None]
 
 
 def receive_queue_frames(settings: Settings) -> int:
@@ -39,7 +32,7 @@ def _ms(seconds: float) -> int:
 def base_options(settings: Settings) -> SocketHook:
     """The socket options every netgear socket gets, as a hook run on each (re)build."""
     opts = settings.options
-    pattern, receiving = settings.pattern, settings.receive_mode
+    policy, receiving = settings.policy, settings.receive_mode
     max_bytes = opts["max_frame_bytes"]
     depth = receive_queue_frames(settings)
     handshake = _ms(opts["handshake_timeout"])
@@ -48,12 +41,12 @@ def base_options(settings: Settings) -> SocketHook:
     # Only where unacknowledged data means a dead link: a receiver sends replies at most, a
     # publisher may drop anyway. A PAIR or REQ sender facing a paused receiver (zero window)
     # must not lose its queue to the kernel; request_timeout governs it instead.
-    cap_unacked = receiving or pattern == 2
+    cap_unacked = receiving or policy.fans_out
 
     def apply(sock: zmq.Socket, channel: Channel) -> None:
-        if pattern == 2 and receiving:
+        if policy.fans_out and receiving:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
-        if not receiving and pattern in (0, 1):
+        if not receiving and not policy.fans_out:
             # queue nothing for a peer that is not connected: send() waits instead (bounded)
             sock.setsockopt(zmq.IMMEDIATE, 1)
         # Video frames are megabytes: libzmq's default of 1000 queued messages per side would
@@ -69,7 +62,8 @@ def base_options(settings: Settings) -> SocketHook:
             # wait for replies, so REP gets the same bound as PAIR and SUB.
             sock.setsockopt(zmq.RCVHWM, depth)
         else:
-            sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES if pattern == 1 else channel.queue_frames)
+            sock.setsockopt(zmq.SNDHWM, MAX_QUEUE_FRAMES if policy.replies
+                            else channel.queue_frames)
             sock.setsockopt(zmq.RCVHWM, MAX_QUEUE_FRAMES)  # acknowledgements only
         # a peer announcing a larger part is disconnected before libzmq allocates for it
         sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codecs import CODECS
-from .errors import OptionError
-from .imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..codecs import CODECS
+from ..codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..errors import OptionError
 
 __all__ = ["CORE_OPTIONS", "Option", "options_table", "validate_options"]
 
@@ -100,7 +100,7 @@ def one_of(*choices: Any) -> Check:
 
 
 def _valid_flag(value: int) -> str | None:
-    # 1 is zmq.NOBLOCK; spelled out so this module does not import zmq.
+    # 1 is zmq.NOBLOCK (netgear.link.NOBLOCK), spelled out: zmq stays under netgear.link.
     return None if value in (0, 1) else "must be 0 or zmq.NOBLOCK (1)"
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClosedError, PayloadError, UsageError
-from .modes import MODES, Mode
+from ..errors import ClosedError, PayloadError, UsageError
+from ..link.zmq import Transport
+from ..modes import MODES, Mode
 from .options import CORE_OPTIONS, validate_options
 from .receiver import Receiver
 from .sender import Sender
 from .settings import PATTERNS, Settings, build_settings
 from .stats import Stats
-from .transport import Transport
 from .validation import check_combinations
 
 __all__ = ["NetGear"]
@@ -25,7 +25,6 @@ __all__ = ["NetGear"]
 logger = logging.getLogger(__name__)
 
 _QUIET, _VERBOSE = logging.DEBUG, logging.INFO
-CLOSE_LINGER_MS = 500  # how long a closing sender's socket may still flush
 RELEASE_WAIT = 1.0  # seconds a finalizer waits for a call in another thread to return
 
 
@@ -54,13 +53,13 @@ class NetGear:
         verbose = _VERBOSE if settings.logging else _QUIET
         self._carries_message = any(m.carries_message for m in mode_types)
         # PUB/SUB has no way back, whatever the modes say
-        self._returns_data = pattern != 2 and any(m.returns_data for m in mode_types)
+        self._returns_data = settings.policy.two_way and any(m.returns_data for m in mode_types)
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._stats = Stats()
         try:
             self._modes = [m(settings) for m in mode_types]
-            needs_reply = pattern == 1 or any(m.needs_reply() for m in self._modes)
+            needs_reply = settings.policy.replies or any(m.needs_reply() for m in self._modes)
             self._transport = Transport(
                 settings, split=any(m.split_channels(settings) for m in mode_types)
             )
@@ -68,7 +67,7 @@ class NetGear:
                 mode.configure(self._transport)
             self._transport.open()
         except BaseException:
-            self._teardown(linger_ms=0)
+            self._teardown(kill=True)
             raise
         parts = (settings, self._transport, self._modes, self._stats, self._closing,
                  needs_reply)
@@ -155,25 +154,16 @@ class NetGear:
             if kill:
                 self._finalizer()
                 return
-            linger = 0
             if isinstance(self._half, Sender):
-                # PAIR waits for END's acknowledgement, which covers every frame before it:
-                # lingering after it (or after giving up on it) only delays close(). REQ has
-                # every frame acknowledged and queues END unanswered; PUB has no
-                # acknowledgement: their last messages get a moment to flush.
-                linger = CLOSE_LINGER_MS if self._half.settings.pattern != 0 else 0
                 try:
                     self._half.end()
                 except Exception as exc:  # the peer may be long gone; close anyway
                     logger.debug("end-of-stream not delivered: %s", exc)
             else:
                 self._half.stop()  # the conflate reader, if any, before its socket closes
-            if isinstance(self._half, Receiver) and self._half.needs_reply:
-                # the reply to the frame recv() just returned may still be queued: without a
-                # linger it is discarded and that frame's send() times out on the other side
-                linger = CLOSE_LINGER_MS
             self._finalizer.detach()
-            self._teardown(linger)
+            # the link lingers as the pattern says (and a replying receiver's last reply)
+            self._teardown(isinstance(self._half, Receiver) and self._half.needs_reply)
 
     def __enter__(self) -> NetGear:
         return self
@@ -181,14 +171,18 @@ class NetGear:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _teardown(self, linger_ms: int) -> None:
+    def _teardown(self, replying: bool = False, *, kill: bool = False) -> None:
+        """Close the modes, then the link: at once with ``kill``, else as it sees fit."""
         for mode in reversed(self._modes):
             try:
                 mode.close()
             except Exception:
                 logger.exception("closing mode %s failed", mode.key)
         if self._transport is not None:
-            self._transport.close(linger_ms)
+            if kill:
+                self._transport.close(0)
+            else:
+                self._transport.finish(replying)
 
 
 def _give_up_after(settings: Settings, given: dict[str, Any], level: int) -> float | None:
@@ -198,7 +192,7 @@ def _give_up_after(settings: Settings, given: dict[str, Any], level: int) -> flo
     its recv() returns None; netgear's own ``receive_timeout`` (which raises) wins if set.
     """
     opts = settings.options
-    if (settings.pattern == 2 or opts["receive_timeout"] is not None
+    if (settings.policy.fans_out or opts["receive_timeout"] is not None
             or not {"request_timeout", "max_retries"} & given.keys()):
         return None
     budget = float(opts["request_timeout"] * (opts["max_retries"] + 1))

@@ -13,7 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OptionError
+from ..errors import OptionError
+from ..link.pattern import Pattern, pattern_policy
 
 __all__ = ["PATTERNS", "PROTOCOLS", "Settings", "build_settings"]
 
@@ -42,6 +43,11 @@ class Settings:
     receive_mode: bool
     logging: bool
     options: dict[str, Any]
+
+    @property
+    def policy(self) -> Pattern:
+        """What the pattern promises (replies, fans out, ...), read by name."""
+        return pattern_policy(self.pattern)
 
     @property
     def binds(self) -> bool:

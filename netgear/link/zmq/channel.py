@@ -13,13 +13,15 @@ from typing import Any
 
 import zmq
 
-from .errors import TransportError
-from .sockopts import MAX_QUEUE_FRAMES, QUEUE_FRAMES
+from ...errors import TransportError
 
-__all__ = ["Channel", "Connector", "SocketHook", "translate_errors"]
+__all__ = ["MAX_QUEUE_FRAMES", "QUEUE_FRAMES", "Channel", "Connector", "SocketHook",
+           "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
+QUEUE_FRAMES = 4  # senders, until their first frame tells its size
+MAX_QUEUE_FRAMES = 1000
 SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # Replaces sock.connect(endpoint) on a connecting channel (ssh_tunnel_mode).
 Connector = Callable[[zmq.Socket, str], None]
@@ -67,7 +69,7 @@ class Channel:
         # PAIR and PUB senders connect at their first frame, when its size is known
         self.deferred = False
         self.connector: Connector | None = None
-        self.in_flight = 0  # requests sent and not yet answered (netgear.inflight counts)
+        self.in_flight = 0  # requests sent and not yet answered (netgear.core.inflight counts)
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)

@@ -1,30 +1,18 @@
 """imagezmq-compatible ImageSender / ImageHub, wire-compatible with imagezmq 1.2 both ways.
 
-The wire format and the endpoint both ends share live in :mod:`netgear._imagezmq`.
+The wire format and the endpoint both ends share live in :mod:`netgear.imagezmq.wire`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np
-import zmq
 
-from netgear._imagezmq import (
-    NUMERIC_KINDS,
-    SLICE_MS,
-    Endpoint,
-    check_limit,
-    decode_message,
-    encode_header,
-)
-from netgear.channel import translate_errors
-from netgear.errors import (
-    ClosedError,
+from ..codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..errors import (
     FrameRefusedError,
     OptionError,
     PayloadError,
@@ -32,11 +20,21 @@ from netgear.errors import (
     UsageError,
     WireFormatError,
 )
-from netgear.imageinfo import DEFAULT_MAX_DECODED_BYTES
+from ..link.zmq.channel import translate_errors
+from .wire import (
+    NUMERIC_KINDS,
+    PUB,
+    REP,
+    REQ,
+    Endpoint,
+    check_limit,
+    decode_message,
+    encode_header,
+)
 
 __all__ = ["ImageHub", "ImageSender"]
 
-_LOG = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 _PUB_LINGER_MS = 200  # a closing PUB gets this long to flush its last frames, then drops them
 # 8K with alpha (7680 x 4320 x 4 = 132.7 MB) fits in one part
 HUB_MAX_FRAME_BYTES = 128 * 1024 * 1024
@@ -63,8 +61,8 @@ class ImageSender(Endpoint):
     """
 
     def __init__(self, connect_to: str = "tcp://127.0.0.1:5555", REQ_REP: bool = True,
-                 timeout: Optional[float] = 4.0, retries: int = 3,
-                 copy: Optional[bool] = None) -> None:
+                 timeout: float | None = 4.0, retries: int = 3,
+                 copy: bool | None = None) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise OptionError(f"retries must be an integer >= 0, not {retries!r}", "retries")
         super().__init__(connect_to, REQ_REP, timeout)
@@ -73,15 +71,15 @@ class ImageSender(Endpoint):
         self._awaiting_reply = False
         try:
             if self.REQ_REP:
-                self._socket = self._new_socket(zmq.REQ, connect_to, bind=False)
+                self._socket = self._new_socket(REQ, connect_to, bind=False)
             else:
-                self._socket = self._new_socket(zmq.PUB, connect_to, bind=True,
+                self._socket = self._new_socket(PUB, connect_to, bind=True,
                                                 linger=_PUB_LINGER_MS)
         except BaseException:
             self._ctx.term()
             raise
 
-    def send_image(self, msg: Any, image: np.ndarray) -> Optional[bytes]:
+    def send_image(self, msg: Any, image: np.ndarray) -> bytes | None:
         """Send an image with its name; returns the hub's reply (REQ/REP) or None (PUB/SUB)."""
         if not isinstance(image, np.ndarray):
             raise PayloadError(f"image must be a numpy.ndarray, not {type(image).__name__}")
@@ -90,7 +88,7 @@ class ImageSender(Endpoint):
         image = np.ascontiguousarray(image)
         return self._send([encode_header(msg, dtype=str(image.dtype), shape=image.shape), image])
 
-    def send_jpg(self, msg: Any, jpg_buffer: Any) -> Optional[bytes]:
+    def send_jpg(self, msg: Any, jpg_buffer: Any) -> bytes | None:
         """Send JPEG bytes (bytes, bytearray, memoryview or cv2.imencode's array) with a name."""
         try:
             payload = memoryview(jpg_buffer)
@@ -101,7 +99,7 @@ class ImageSender(Endpoint):
             payload = memoryview(payload.tobytes())
         return self._send([encode_header(msg), payload])
 
-    def _send(self, parts: list[Any]) -> Optional[bytes]:
+    def _send(self, parts: list[Any]) -> bytes | None:
         with self._lock, translate_errors(f"sending to {self.address}"):
             sock = self._check_open()
             if not self.REQ_REP:
@@ -111,17 +109,6 @@ class ImageSender(Endpoint):
                     self._wait_released(sock.send_multipart(parts, copy=False, track=True))
                 return None
             return self._request(parts)
-
-    def _wait_released(self, tracker: zmq.MessageTracker) -> None:
-        deadline = self._deadline()
-        while not tracker.done:
-            if self._closing.is_set():
-                raise ClosedError("ImageSender was closed while a frame was in flight")
-            if deadline is not None and time.monotonic() > deadline:
-                raise PeerTimeoutError(f"a subscriber of {self.address} did not take the frame "
-                                       f"within {self.timeout}s; its buffer is still in use")
-            with contextlib.suppress(zmq.NotDone):
-                tracker.wait(SLICE_MS / 1000)
 
     def _request(self, parts: list[Any]) -> bytes:
         if self._awaiting_reply:
@@ -135,7 +122,7 @@ class ImageSender(Endpoint):
                 reply = sock.recv()
                 self._awaiting_reply = False
                 return reply
-            _LOG.warning("no reply from %s within %ss (attempt %d of %d)", self.address,
+            logger.warning("no reply from %s within %ss (attempt %d of %d)", self.address,
                          self.timeout, attempt, attempts)
             self._rebuild()
         raise PeerTimeoutError(f"no reply from the hub at {self.address} after {attempts} "
@@ -145,7 +132,7 @@ class ImageSender(Endpoint):
         """Lazy Pirate: a REQ socket stuck waiting for a lost reply is replaced, not reused."""
         if self._socket is not None:
             self._socket.close(0)
-        self._socket = self._new_socket(zmq.REQ, self.address, bind=False)
+        self._socket = self._new_socket(REQ, self.address, bind=False)
         self._awaiting_reply = False
 
 
@@ -170,10 +157,10 @@ class ImageHub(Endpoint):
     """
 
     def __init__(self, open_port: str = "tcp://*:5555", REQ_REP: bool = True,
-                 timeout: Optional[float] = None, *,
+                 timeout: float | None = None, *,
                  max_frame_bytes: int = HUB_MAX_FRAME_BYTES,
-                 queue_frames: Optional[int] = None,
-                 max_decoded_bytes: Optional[int] = DEFAULT_MAX_DECODED_BYTES) -> None:
+                 queue_frames: int | None = None,
+                 max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES) -> None:
         self.max_frame_bytes = check_limit("max_frame_bytes", max_frame_bytes, 1024)
         self.queue_frames = check_limit("queue_frames", queue_frames, 1, nullable=True)
         self.max_decoded_bytes = check_limit("max_decoded_bytes", max_decoded_bytes, 1024,
@@ -185,13 +172,10 @@ class ImageHub(Endpoint):
         self._counts = {"bad_messages": 0, "refused": 0}
         try:
             if self.REQ_REP:
-                self._socket = self._new_socket(zmq.REP, open_port, bind=True,
+                self._socket = self._new_socket(REP, open_port, bind=True,
                                                 limits=self._limits)
             else:
-                self._socket = self._ctx.socket(zmq.SUB)
-                self._socket.setsockopt(zmq.LINGER, 0)
-                self._limits(self._socket)
-                self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+                self._socket = self._sub_socket(self._limits)
                 self._connect(open_port)
         except BaseException:
             self.close()
@@ -202,9 +186,9 @@ class ImageHub(Endpoint):
         """Messages dropped: ``bad_messages`` (malformed), ``refused`` (over a limit)."""
         return dict(self._counts)
 
-    def _limits(self, sock: zmq.Socket) -> None:
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
-        sock.setsockopt(zmq.RCVHWM, self.queue_frames)
+    @property
+    def _limits(self) -> Any:
+        return self._hub_limits(self.max_frame_bytes, self.queue_frames)
 
     def connect(self, open_port: str) -> None:
         """PUB/SUB only: also receive from the sender bound at ``open_port``."""
@@ -267,7 +251,7 @@ class ImageHub(Endpoint):
                     count = self._counts[counter]
                     # 1st, 2nd, 4th, 8th...: a peer spraying bad messages must not flood the log
                     level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
-                    _LOG.log(level, "dropped a message at %s (%d so far in stats[%r]): %s",
+                    logger.log(level, "dropped a message at %s (%d so far in stats[%r]): %s",
                              self.address, count, counter, exc)
                     if self.REQ_REP:
                         sock.send(b"ERROR: malformed message")

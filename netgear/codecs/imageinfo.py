@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FrameRefusedError, WireFormatError
+from ..errors import FrameRefusedError, WireFormatError
 
 __all__ = ["DEFAULT_MAX_DECODED_BYTES", "ImageInfo", "bmp_info", "check_budget", "jpeg_info",
            "png_info"]

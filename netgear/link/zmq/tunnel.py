@@ -1,6 +1,6 @@
 """SSH tunnels for a sender's connect: ``ssh_tunnel_mode="user@host:port"``.
 
-A tunnel is one helper process (``netgear/_sshforward.py``) holding one paramiko SSH
+A tunnel is one helper process (``netgear/link/zmq/_sshforward.py``) holding one paramiko SSH
 session and pyzmq's forwarding server (``zmq.ssh.forward``). The sender's socket connects to
 the helper's 127.0.0.1 port instead of the receiver; every Lazy Pirate rebuild reuses the
 same tunnel. When the SSH session drops, a watcher thread starts the tunnel again on the
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DependencyError, NetGearError, OptionError, SecurityError, TransportError
+from ...errors import DependencyError, NetGearError, OptionError, SecurityError, TransportError
 
 __all__ = ["SshServer", "SshTunnel", "check_keyfile", "check_server", "parse_server",
            "require_paramiko"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import zmq
-
-from .errors import OptionError
-from .modes import Mode
+from ..errors import OptionError
+from ..link import NOBLOCK
+from ..modes import Mode
 from .settings import Settings
 
 __all__ = ["check_combinations"]
@@ -16,14 +15,15 @@ __all__ = ["check_combinations"]
 def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> None:
     """The core's rules; each enabled mode then adds its own in ``Mode.validate``."""
     opts = settings.options
-    if opts["flag"] == zmq.NOBLOCK and settings.pattern == 1:
+    policy = settings.policy
+    if opts["flag"] == NOBLOCK and not policy.drops_when_busy:
         raise OptionError("flag=zmq.NOBLOCK cannot apply to pattern 1 (REQ/REP): every frame "
                           "waits for its reply; use pattern 0 or 2 to drop frames instead",
                           key="flag")
-    if opts["subscriber_timeout"] is not None and settings.pattern != 2:
+    if opts["subscriber_timeout"] is not None and not policy.fans_out:
         raise OptionError("subscriber_timeout applies to pattern 2 (PUB/SUB) only; "
                           "use receive_timeout for other patterns", key="subscriber_timeout")
-    if opts["conflate"] and settings.pattern == 1:
+    if opts["conflate"] and not policy.conflates:
         raise OptionError("conflate applies to patterns 0 and 2: REQ/REP never queues more "
                           "than one frame per sender; drop conflate, or use pattern 0 or 2",
                           key="conflate")
@@ -34,5 +34,8 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
         raise OptionError(f"a list of ports on the {side} needs {mode}=True; "
                           "otherwise give a single port", key="port")
     enabled = frozenset(m.key for m in mode_types)
+    if {"multiserver_mode", "multiclient_mode"} <= enabled:
+        raise OptionError("multiserver_mode and multiclient_mode cannot be enabled together; "
+                          "choose one", key=mode_types[0].key)
     for mode_type in mode_types:
         mode_type.validate(settings, enabled)

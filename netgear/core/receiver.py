@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .codecs import decode_frame
-from .errors import FrameRefusedError, PeerTimeoutError, WireFormatError
-from .jpegstrips import WorkerPool, auto_threads
-from .modes import DELIVER, DROP, FINISH, Mode
+from ..codecs import Decoder, new_decoder
+from ..codecs.registry import check_accepted
+from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
+from ..link import Channel, Link
+from ..modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
-from .transport import Channel, Transport
 from .wire import END, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
@@ -34,7 +34,7 @@ def _stream_of(incoming: Incoming) -> str:
 class Receiver:
     """Turns incoming multipart messages into what ``recv()`` returns."""
 
-    def __init__(self, settings: Settings, transport: Transport, modes: Sequence[Mode],
+    def __init__(self, settings: Settings, transport: Link, modes: Sequence[Mode],
                  stats: Stats, closing: threading.Event, needs_reply: bool,
                  verbose: int, give_up: float | None = None) -> None:
         opts = settings.options
@@ -67,10 +67,10 @@ class Receiver:
         self.finished = False
         self.failure: BaseException | None = None
         self.pump: threading.Thread | None = None
-        # frames coded in bands (JPEG) are decoded on these threads, started at first need
-        threads = opts.get("jpeg_compression_threads")
-        self.decoders = WorkerPool(auto_threads() if threads is None else threads,
-                                   "netgear-jpeg-decode")
+        # (stream, codec) -> its decoder, created at the stream's first frame of that codec
+        # and closed by stop(); a codec's threads (JPEG bands) belong to its decoder
+        self.decoders: dict[tuple[str, str], Decoder] = {}
+        self.decoders_lock = threading.Lock()  # conflate: the reader and recv() may both ask
         self.max_decoded: int = opts["max_decoded_bytes"]
         codecs = opts["accepted_codecs"]
         self.codecs = None if codecs is None else frozenset(codecs)
@@ -106,7 +106,10 @@ class Receiver:
         """
         if self.pump is not None:
             self.pump.join(2.0)
-        self.decoders.close()
+        with self.decoders_lock:
+            decoders, self.decoders = list(self.decoders.values()), {}
+        for decoder in decoders:
+            decoder.close()
         since = time.monotonic() - self.replied_at
         if grace and self.needs_reply and since < REPLY_GRACE:
             time.sleep(REPLY_GRACE - since)
@@ -120,7 +123,9 @@ class Receiver:
     def _run_pump(self) -> None:
         """Take every message as it arrives, so no backlog ages in the queues upstream.
 
-        Frames stay undecoded here; only the one recv() hands out is decoded.
+        Frames of stateless codecs stay undecoded here; only the one recv() hands out is
+        decoded. A stateful codec's decoder must see every frame in order, so those are
+        decoded here, as they arrive.
         """
         try:
             while not self.closing.is_set():
@@ -135,6 +140,8 @@ class Receiver:
                         self.finished = True
                     elif verdict == DELIVER and incoming is not None:
                         stream = _stream_of(incoming)
+                        if not self._decode_now(incoming):
+                            continue
                         if stream in self.pending:
                             self.stats.conflated += 1
                         # replacing keeps the stream's place in line: streams take turns
@@ -177,7 +184,7 @@ class Receiver:
             incoming.source = channel.label
         verdict = self._judge(incoming)
         if self.needs_reply or (incoming is not None and incoming.kind == END
-                                and self.settings.pattern == 0):
+                                and self.settings.policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
             self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data))
@@ -190,19 +197,42 @@ class Receiver:
 
     def _deliver(self, incoming: Incoming) -> Any:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
-        incoming.pool = self.decoders
-        try:
-            incoming.frame = decode_frame(incoming, self.max_decoded, self.codecs)
-        except WireFormatError as exc:
-            # its header was fine, so it was counted as a frame on arrival: take that back
-            self.stats.stream(_stream_of(incoming)).discard(
-                memoryview(incoming.payload).nbytes)
-            self._count_bad(exc)
+        if incoming.frame is None and not self._decode(incoming):
             return _SKIP
         result: Any = incoming.frame
         for mode in self.modes:
             result = mode.shape_result(incoming, result)
         return result
+
+    def _decoder(self, incoming: Incoming) -> Decoder:
+        check_accepted(incoming.codec, self.codecs)
+        key = (_stream_of(incoming), incoming.codec)
+        with self.decoders_lock:
+            decoder = self.decoders.get(key)
+            if decoder is None:
+                decoder = self.decoders[key] = new_decoder(incoming.codec,
+                                                           self.settings.options)
+        return decoder
+
+    def _decode(self, incoming: Incoming) -> bool:
+        """Fill ``incoming.frame``; False (counted) when the payload is malformed/refused."""
+        try:
+            incoming.frame = self._decoder(incoming).decode(incoming, self.max_decoded)
+        except WireFormatError as exc:
+            # its header was fine, so it was counted as a frame on arrival: take that back
+            self.stats.stream(_stream_of(incoming)).discard(
+                memoryview(incoming.payload).nbytes)
+            self._count_bad(exc)
+            return False
+        return True
+
+    def _decode_now(self, incoming: Incoming) -> bool:
+        """Conflate's reader: decode a stateful codec's frame at once; False if it failed."""
+        try:
+            stateful = self._decoder(incoming).stateful
+        except WireFormatError:
+            return True  # refused or unknown: recv() reports it, as for any frame
+        return not stateful or self._decode(incoming)
 
     def _parse(self, parts: list[Any]) -> Incoming | None:
         try:

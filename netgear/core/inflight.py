@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .channel import Channel
+from ..link import Channel
 
 __all__ = ["InFlight", "Pending"]
 

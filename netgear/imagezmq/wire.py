@@ -11,32 +11,35 @@ import json
 import math
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 import zmq
 
-from netgear.channel import translate_errors
-from netgear.errors import (
+from ..codecs.imageinfo import check_budget, jpeg_info
+from ..errors import (
     ClosedError,
     FrameRefusedError,
     OptionError,
     PayloadError,
+    PeerTimeoutError,
     TransportError,
     WireFormatError,
 )
-from netgear.imageinfo import check_budget, jpeg_info
+from ..link.zmq.channel import translate_errors
+from ..link.zmq.waits import POLL_SLICE_MS, wait_readable, wait_released
 
-__all__ = ["NUMERIC_KINDS", "SLICE_MS", "Endpoint", "check_limit", "decode_message",
-           "encode_header"]
+__all__ = ["NUMERIC_KINDS", "PUB", "REP", "REQ", "SLICE_MS", "SUB", "Endpoint", "check_limit",
+           "decode_message", "encode_header"]
 
-SLICE_MS = 100  # blocking waits poll in slices so close() from another thread stays prompt
+SLICE_MS = POLL_SLICE_MS  # the link's bounded waits: close() from another thread stays prompt
+REQ, REP, PUB, SUB = zmq.REQ, zmq.REP, zmq.PUB, zmq.SUB  # so imagehub.py needs no zmq
 NUMERIC_KINDS = "biuf"
 MAX_HEADER_BYTES = 64 * 1024  # a name, a dtype and a shape; json nests deeper than Python
 
 
-def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(timeout: float | None) -> float | None:
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -65,7 +68,7 @@ def encode_header(msg: Any, **extra: Any) -> bytes:
 class Endpoint:
     """Socket, context, lock and close() shared by both ends."""
 
-    def __init__(self, address: str, req_rep: bool, timeout: Optional[float]) -> None:
+    def __init__(self, address: str, req_rep: bool, timeout: float | None) -> None:
         if not isinstance(address, str) or "://" not in address:
             raise OptionError(f"address must look like 'tcp://host:port', not {address!r}",
                               "address")
@@ -75,10 +78,10 @@ class Endpoint:
         self._ctx = zmq.Context()
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._socket: Optional[zmq.Socket] = None
+        self._socket: zmq.Socket | None = None
 
     def _new_socket(self, kind: int, address: str, bind: bool, linger: int = 0,
-                    limits: Optional[Callable[[zmq.Socket], None]] = None) -> zmq.Socket:
+                    limits: Callable[[zmq.Socket], None] | None = None) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, linger)
         if limits is not None:
@@ -94,18 +97,39 @@ class Endpoint:
             raise
         return sock
 
-    def _wait(self, sock: zmq.Socket, deadline: Optional[float]) -> bool:
+    def _wait(self, sock: zmq.Socket, deadline: float | None) -> bool:
         """Block until ``sock`` is readable; False when ``deadline`` passed."""
-        while True:
-            if self._closing.is_set():
-                raise ClosedError(f"{type(self).__name__} was closed while waiting")
-            left = SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000)
-            if left <= 0:
-                return False
-            if sock.poll(min(left, SLICE_MS), zmq.POLLIN):
-                return True
+        readable = wait_readable(sock, deadline, self._closing.is_set)
+        if readable is None:
+            raise ClosedError(f"{type(self).__name__} was closed while waiting")
+        return readable
 
-    def _deadline(self) -> Optional[float]:
+    def _wait_released(self, tracker: zmq.MessageTracker) -> None:
+        """Return once libzmq no longer reads a tracked (zero-copy) buffer."""
+        released = wait_released(tracker, self._deadline(), self._closing.is_set)
+        if released is None:
+            raise ClosedError(f"{type(self).__name__} was closed while a frame was in flight")
+        if not released:
+            raise PeerTimeoutError(f"a subscriber of {self.address} did not take the frame "
+                                   f"within {self.timeout}s; its buffer is still in use")
+
+    def _sub_socket(self, limits: Callable[[zmq.Socket], None]) -> zmq.Socket:
+        """An unconnected SUB socket taking every topic (connect() adds its senders)."""
+        sock = self._ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        limits(sock)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        return sock
+
+    @staticmethod
+    def _hub_limits(max_frame_bytes: int, queue_frames: int) -> Callable[[zmq.Socket], None]:
+        def apply(sock: zmq.Socket) -> None:
+            sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+            sock.setsockopt(zmq.RCVHWM, queue_frames)
+
+        return apply
+
+    def _deadline(self) -> float | None:
         return None if self.timeout is None else time.monotonic() + self.timeout
 
     def _check_open(self) -> zmq.Socket:
@@ -131,7 +155,7 @@ class Endpoint:
 
 
 def decode_message(parts: list[zmq.Frame], want_jpg: bool, copy: bool,
-                   max_decoded_bytes: Optional[int]) -> tuple[Any, Any]:
+                   max_decoded_bytes: int | None) -> tuple[Any, Any]:
     """``(name, image or JPEG bytes)``; a JPEG is checked against ``max_decoded_bytes``
     from its header before it is decoded or handed out (None: anything OpenCV reads)."""
     if len(parts) != 2:
