@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..web.access import TOKEN_ENV, is_loopback
@@ -96,13 +96,17 @@ def run_montage(hub: MontageHub, stop: threading.Event, *, window: bool = False,
         web.start()
         login = " (add ?token=TOKEN once)" if web_token else ""
         say(f"{title}: open {web.url}{login} in a browser (Ctrl-C to stop)")
-        return _wait(hub, stop, deadline, stats_every)
+        return wait_loop(hub, stop, deadline, stats_every)
     finally:
         web.stop()
 
 
-def _wait(hub: MontageHub, stop: threading.Event, deadline: float | None,
-          stats_every: float) -> int:
+def wait_loop(hub: MontageHub, stop: threading.Event, deadline: float | None,
+              stats_every: float, on_tick: Callable[[], None] | None = None) -> int:
+    """Run until ``stop``, ``deadline`` or a receiving error, printing stats every so often.
+
+    ``on_tick`` runs on every wake-up (at least every 0.2 s), e.g. to report a recorder error.
+    """
     next_print = time.monotonic() + stats_every if stats_every else None
     while not stop.is_set():
         now = time.monotonic()
@@ -110,6 +114,8 @@ def _wait(hub: MontageHub, stop: threading.Event, deadline: float | None,
             break
         if hub.error is not None:
             raise CliError(f"receiving failed: {hub.error}")
+        if on_tick is not None:
+            on_tick()
         if next_print is not None and now >= next_print:
             next_print = now + stats_every
             say(format_stats(hub))

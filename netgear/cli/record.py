@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ._common import (
     secure_options,
     stop_on_signals,
 )
-from ._montage import format_stats
+from ._montage import wait_loop
 
 __all__ = ["add_parser", "add_record_args", "make_recorder", "recorder_for_view", "run"]
 
@@ -139,28 +140,21 @@ def run(args: argparse.Namespace) -> int:
             hub.start()
             say(f"record: recording port(s) {' '.join(map(str, ports))} into "
                 f"{recorder.out} (Ctrl-C to stop)")
-            return _wait(hub, stop, args.seconds, args.stats_every)
+            deadline = None if args.seconds is None else time.monotonic() + args.seconds
+            return wait_loop(hub, stop, deadline, args.stats_every,
+                             on_tick=_error_reporter(hub))
         finally:
             hub.close()
 
 
-def _wait(hub: RecordingHub, stop: Any, seconds: float | None, every: float) -> int:
-    deadline = None if seconds is None else time.monotonic() + seconds
-    next_print = time.monotonic() + every if every else None
-    shown_error: str | None = None
-    while not stop.is_set():
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            break
-        if hub.error is not None:
-            raise CliError(f"receiving failed: {hub.error}")
-        status = hub.recorder.status()
-        if status["error"] and status["error"] != shown_error:
-            say(f"record: ERROR {status['error']} (receiving goes on)")
-        shown_error = status["error"]
-        if next_print is not None and now >= next_print:
-            next_print = now + every
-            say(format_stats(hub))
-        waits = [0.5] + [t - now for t in (deadline, next_print) if t is not None]
-        stop.wait(max(0.01, min(waits)))
-    return 0
+def _error_reporter(hub: RecordingHub) -> Callable[[], None]:
+    """Say each new recorder error once on the terminal (receiving goes on)."""
+    shown: list[str | None] = [None]
+
+    def report() -> None:
+        error = hub.recorder.status()["error"]
+        if error and error != shown[0]:
+            say(f"record: ERROR {error} (receiving goes on)")
+        shown[0] = error
+
+    return report
