@@ -196,8 +196,13 @@ def test_a_dropped_tunnel_comes_back_on_its_port(sshd: Sshd, pattern: int) -> No
     assert first is not None
     with closing(tx, rx):
         assert len(deliver(tx, rx, frames(2), pattern)) == 2
+        old_sessions = {p.pid for p in sshd.sessions()}
         psutil.Process(first).kill()  # the session dies (server restart, network cut)
         assert wait_until(lambda: tunnel.starts == 2 and tunnel.alive, 30)
+        # The receiver's old connection comes from the dead session's sshd process, and a
+        # PAIR receiver takes one peer at a time: on a loaded box that process can outlive
+        # the tunnel's restart, so wait until it has gone (it is not netgear's to close).
+        assert wait_until(lambda: not old_sessions & {p.pid for p in sshd.sessions()}, 30)
         assert tunnel.pid != first and tunnel.local_port == local
         # the same socket (no rebuild for PAIR and PUB) reconnects to the new tunnel
         sent = frames(3, seed=9)
