@@ -67,10 +67,13 @@ def test_req_sender_streams_on_across_a_receiver_restart_and_loses_nothing(port)
     second = None
     try:
         first.wait_for(lambda lines: f"frame {crash_at}" in lines)
+        # The reply to frame 20 is queued before "frame 20" is printed, but libzmq's I/O
+        # thread may not have written it yet: wait until the sender has it, i.e. frame 21
+        # went out (send_window=1) and send(22) is collecting its reply, before the kill.
+        assert wait_until(lambda: streamer.sent[-1:] == [crash_at + 1], 10)
         first.kill()
         time.sleep(0.5)  # the sender is stuck in retries meanwhile
-        # frame 21 went out (send_window=1) and the sender is blocked collecting its
-        # reply in send(22), not skipping it
+        # it keeps waiting for frame 21's reply rather than skipping it
         assert streamer.sent[-1] == crash_at + 1
         second = Peer("receiver", 1, port).wait_ready()
         assert streamer.join(30) == list(range(total))

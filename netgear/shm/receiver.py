@@ -41,6 +41,11 @@ class ShmReceiver:
         self.dropped = 0
         self.closed = False
 
+    @property
+    def last_sequence(self) -> int:
+        """Sequence number of the newest frame seen (returned or counted as dropped)."""
+        return self._last_seq
+
     def receive(self, timeout: Optional[float] = 1.0
                 ) -> Optional[tuple[bytes, Optional[np.ndarray]]]:
         """The next ``(header, frame)``, or None if nothing came within ``timeout`` s."""
