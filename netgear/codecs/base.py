@@ -46,9 +46,22 @@ class Decoder:
     # out. False: any frame decodes on its own.
     stateful: ClassVar[bool] = False
 
-    def decode(self, incoming: Incoming, max_decoded_bytes: int) -> np.ndarray:
-        """The frame, refusing (FrameRefusedError) before allocating over the budget."""
+    def decode(self, incoming: Incoming, max_decoded_bytes: int) -> np.ndarray | None:
+        """The frame, refusing (FrameRefusedError) before allocating over the budget.
+
+        A stateful decoder returns None for a frame it cannot show yet (no reference
+        picture: it waits for a keyframe); the receiver skips it and counts it in the
+        stream's ``skipped``.
+        """
         raise NotImplementedError
+
+    def needs_keyframe(self, incoming: Incoming) -> bool:
+        """True when ``incoming`` cannot be shown for want of a reference picture.
+
+        Asked before decoding, so a replying receiver can ask its sender for a keyframe
+        in the reply. Stateless decoders never need one.
+        """
+        return False
 
     def close(self) -> None:
         """Release threads and state. Idempotent and bounded."""

@@ -20,6 +20,7 @@ from .imageinfo import DEFAULT_MAX_DECODED_BYTES
 from .jpeg import JpegDecoder
 from .opencv import ImageFileDecoder
 from .raw import RawDecoder
+from .video import VideoCodecDecoder, VideoCodecEncoder
 
 __all__ = ["CODECS", "CodecEntry", "codec_names", "decode_frame", "new_decoder",
            "new_encoder", "register_codec"]
@@ -74,9 +75,10 @@ def check_accepted(codec: object, accepted: Collection[str] | None) -> None:
 
 
 def decode_frame(incoming: Incoming, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
-                 accepted: Collection[str] | None = None) -> np.ndarray:
+                 accepted: Collection[str] | None = None) -> np.ndarray | None:
     """Decode one frame with a throw-away decoder (tests, one-off tools); the receiver
-    keeps one decoder per stream instead. FrameRefusedError when over a receiver limit."""
+    keeps one decoder per stream instead. FrameRefusedError when over a receiver limit;
+    None for a video frame that needs earlier ones (only a keyframe decodes alone)."""
     check_accepted(incoming.codec, accepted)
     decoder = new_decoder(incoming.codec, {})
     try:
@@ -90,6 +92,8 @@ register_codec("raw", RawDecoder)
 register_codec("jpeg", JpegDecoder)
 register_codec("png", ImageFileDecoder)
 register_codec("bmp", ImageFileDecoder)
+register_codec("h264", VideoCodecDecoder, VideoCodecEncoder)
+register_codec("hevc", VideoCodecDecoder, VideoCodecEncoder)
 
 # What netgear senders write in the header's ``c`` key ("raw" when it is absent).
 CODECS = codec_names()

@@ -192,7 +192,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
         "accepted_codecs",
         (list, tuple),
         None,
-        "Receivers: the frame codecs decoded, from 'raw', 'jpeg', 'png', 'bmp'. None (all) "
+        "Receivers: the frame codecs decoded, from 'raw', 'jpeg', 'png', 'bmp', 'h264', 'hevc'. "
+        "None (all) "
         "decodes whatever a sender chose; e.g. ['raw'] refuses compressed frames (counted in "
         "stats['refused']).",
         check=_valid_codecs,

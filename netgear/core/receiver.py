@@ -15,7 +15,7 @@ from ..link import Channel, Link
 from ..modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
 from .stats import Stats
-from .wire import END, REPLY, Incoming, Outgoing, decode, encode
+from .wire import END, FRAME, KEYFRAME_REQUEST, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
 
@@ -187,7 +187,8 @@ class Receiver:
                                 and self.settings.policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
-            self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data))
+            self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data),
+                        self._wants_keyframe(incoming, verdict))
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
         elif verdict == DELIVER and incoming is not None:
@@ -215,16 +216,30 @@ class Receiver:
         return decoder
 
     def _decode(self, incoming: Incoming) -> bool:
-        """Fill ``incoming.frame``; False (counted) when the payload is malformed/refused."""
+        """Fill ``incoming.frame``; False (counted) when the payload is malformed/refused,
+        or a video decoder has no reference picture for it yet (counted as skipped)."""
         try:
-            incoming.frame = self._decoder(incoming).decode(incoming, self.max_decoded)
+            frame = self._decoder(incoming).decode(incoming, self.max_decoded)
         except WireFormatError as exc:
             # its header was fine, so it was counted as a frame on arrival: take that back
             self.stats.stream(_stream_of(incoming)).discard(
                 memoryview(incoming.payload).nbytes)
             self._count_bad(exc)
             return False
+        if frame is None:
+            self.stats.stream(_stream_of(incoming)).skip()
+            return False
+        incoming.frame = frame
         return True
+
+    def _wants_keyframe(self, incoming: Incoming | None, verdict: str) -> bool:
+        """True when this frame's stream decoder lacks the reference picture it needs."""
+        if incoming is None or verdict != DELIVER or incoming.kind != FRAME:
+            return False
+        try:
+            return self._decoder(incoming).needs_keyframe(incoming)
+        except WireFormatError:
+            return False  # refused or unknown codec: decoding reports it
 
     def _decode_now(self, incoming: Incoming) -> bool:
         """Conflate's reader: decode a stateful codec's frame at once; False if it failed."""
@@ -316,8 +331,12 @@ class Receiver:
             return self.last_reply[1]  # its reply was lost, the sender resent the frame
         return None
 
-    def _reply(self, channel: Channel, incoming: Incoming | None, data: Any) -> None:
+    def _reply(self, channel: Channel, incoming: Incoming | None, data: Any,
+               keyframe: bool = False) -> None:
         """Answer every request, even a malformed one, so the sender is never stuck."""
         seq = incoming.seq if incoming is not None else -1
-        self.transport.reply(channel, encode(Outgoing(REPLY, seq, message=data)))
+        out = Outgoing(REPLY, seq, message=data)
+        if keyframe:
+            out.extra[KEYFRAME_REQUEST] = True
+        self.transport.reply(channel, encode(out))
         self.replied_at = time.monotonic()

@@ -17,7 +17,7 @@ from ..modes import Mode
 from .inflight import InFlight, Pending
 from .settings import Settings
 from .stats import Stats
-from .wire import END, FRAME, REPLY, Incoming, Outgoing, decode, encode
+from .wire import END, FRAME, KEYFRAME_REQUEST, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["END_TIMEOUT", "Sender"]
 
@@ -49,8 +49,17 @@ class Sender:
         self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
         self.rotation = itertools.cycle(transport.channels)
         self.inflight = InFlight(opts["send_window"])
+        self.last_seq = -1
+        # stateful codecs: a keyframe was asked for before frame `keyframe_from`, so a
+        # receiver's request about an earlier frame is already being answered
+        self.keyframe_from = 0
+        self.rebuilds = 0  # Lazy Pirate rebuilds seen: a rebuilt socket may reach a new peer
 
     def send(self, frame: np.ndarray, message: Any) -> Any:
+        rebuilds = sum(c.rebuilds for c in self.transport.channels)
+        if rebuilds != self.rebuilds:
+            self.rebuilds = rebuilds
+            self.request_keyframe()
         out = self._outgoing(FRAME, frame, message)
         for mode in self.modes:
             mode.on_send(out)
@@ -193,6 +202,18 @@ class Sender:
                 except (PeerTimeoutError, ClosedError):
                     logger.debug("port %s: end-of-stream not acknowledged", channel.label)
 
+    def request_keyframe(self) -> None:
+        """Make the next frame decodable on its own (modes with a stateful codec)."""
+        self.keyframe_from = self.last_seq + 1
+        self.stats.keyframe_requests += 1
+        for mode in self.modes:
+            mode.request_keyframe()
+
+    def _keyframe_asked(self, seq: int) -> None:
+        """A receiver could not show frame ``seq`` for want of a reference picture."""
+        if seq >= self.keyframe_from:
+            self.request_keyframe()
+
     def _explain(self, channel: Channel, exc: PeerTimeoutError) -> None:
         for mode in self.modes:  # e.g. secure mode names a failed CURVE handshake
             mode.explain_timeout(channel, exc)
@@ -200,6 +221,7 @@ class Sender:
     def _outgoing(self, kind: int, frame: np.ndarray | None = None,
                   message: Any = None) -> Outgoing:
         out = Outgoing(kind, next(self.seq), frame, message)
+        self.last_seq = out.seq
         out.extra["i"] = self.instance
         return out
 
@@ -243,5 +265,7 @@ class Sender:
                                        sent=sent)
         if reply is None:
             raise ClosedError("closed while waiting for a reply")
+        if found[0].header.get(KEYFRAME_REQUEST) is True:
+            self._keyframe_asked(seq)
         return found[0].message
 

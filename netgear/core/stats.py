@@ -18,6 +18,7 @@ class StreamStats:
     frames: int = 0
     dropped: int = 0  # frames missing from the sequence (PUB/SUB drops, lost on restart)
     restarts: int = 0  # the sender's sequence started over
+    skipped: int = 0  # video frames not shown: the decoder waited for a keyframe
     bytes: int = 0
     last_seq: int = -1
     last_seen: float = 0.0  # time.time() of the last frame
@@ -52,6 +53,11 @@ class StreamStats:
         self.frames -= 1
         self.bytes -= nbytes
 
+    def skip(self) -> None:
+        """A recorded frame was not shown: its decoder has no reference picture yet."""
+        self.frames -= 1
+        self.skipped += 1
+
     def record_end(self, seq: int) -> None:
         """The sender closed; frames between the last one seen and its END were lost."""
         if 0 <= self.last_seq < seq - 1:
@@ -77,6 +83,7 @@ class Stats:
     forged: int = 0  # port tags naming another socket, ENDs from a stranger: dropped
     sent: int = 0  # frames a sender handed to the socket
     send_dropped: int = 0  # frames a sender dropped (flag=zmq.NOBLOCK with a full queue)
+    keyframe_requests: int = 0  # sender: keyframes asked for (by a receiver, a rebuild, a join)
 
     # stats are read from other threads (a viewer) while recv() adds streams
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -100,4 +107,5 @@ class Stats:
             "forged": self.forged,
             "sent": self.sent,
             "send_dropped": self.send_dropped,
+            "keyframe_requests": self.keyframe_requests,
         }

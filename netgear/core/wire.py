@@ -25,6 +25,7 @@ from ..errors import PayloadError, WireFormatError
 __all__ = [
     "END",
     "FRAME",
+    "KEYFRAME_REQUEST",
     "REPLY",
     "VERSION",
     "Incoming",
@@ -41,6 +42,9 @@ _KINDS = (FRAME, END, REPLY)
 _EXT_NDARRAY = 1
 MAX_DIMS = 32  # numpy's own limit
 MAX_HEADER_BYTES = 1 << 20
+# Reply header key: the receiver has no reference picture for this stateful-codec stream
+# and asks its sender for a keyframe.
+KEYFRAME_REQUEST = "kf"
 
 
 class Outgoing:

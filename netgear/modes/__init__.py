@@ -9,11 +9,12 @@ from .multiclient import MultiClientMode
 from .multiserver import MultiServerMode
 from .secure import SecureMode
 from .ssh import SshTunnelMode
+from .video import VideoMode
 
 __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 
 # Order matters: hooks run in this order on send and receive, result shaping too.
 MODES: tuple[type[Mode], ...] = (
-    SecureMode, CompressionMode, BidirectionalMode, MultiServerMode, MultiClientMode,
+    SecureMode, CompressionMode, VideoMode, BidirectionalMode, MultiServerMode, MultiClientMode,
     SshTunnelMode,
 )

@@ -1,6 +1,7 @@
 """Video codecs (H.264, HEVC) through PyAV: the engine of the ``video_codec`` option.
 
-Not yet wired into :class:`~netgear.NetGear` (pending the codec interface of issue 10).
+Wired into :class:`~netgear.NetGear` by the ``video_codec`` option (:mod:`netgear.modes.video`,
+:mod:`netgear.codecs.video`).
 PyAV is optional (``pip install 'netgear[video]'``); importing this package does not need
 it, constructing an encoder or decoder does.
 """

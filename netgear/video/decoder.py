@@ -62,6 +62,16 @@ class VideoDecoder:
         """True until a keyframe arrives: ask the sender for one (``force_keyframe()``)."""
         return not self._synced
 
+    def would_skip(self, meta: VideoMeta) -> bool:
+        """True if ``decode()`` would drop this packet for want of a reference picture.
+
+        A receiver asks its sender for a keyframe when this holds, before decoding.
+        """
+        if meta.keyframe:
+            return False
+        return (not self._synced or self._stream != (meta.codec, meta.width, meta.height)
+                or (self._next_seq is not None and meta.seq != self._next_seq))
+
     def stats(self) -> dict[str, int]:
         return {"decoded": self.decoded, "skipped": self.skipped, "lost": self.lost,
                 "errors": self.errors}
