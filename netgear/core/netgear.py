@@ -90,7 +90,10 @@ class NetGear:
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters: per-stream frames, drops, latency, fps; bad messages."""
-        return self._stats.as_dict()  # built fresh on every call: the caller owns it
+        data = self._stats.as_dict()  # built fresh on every call: the caller owns it
+        for mode in self._modes:
+            mode.add_stats(data)  # e.g. the hub's live set
+        return data
 
     @property
     def closed(self) -> bool:

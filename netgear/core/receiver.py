@@ -74,6 +74,8 @@ class Receiver:
         self.max_decoded: int = opts["max_decoded_bytes"]
         codecs = opts["accepted_codecs"]
         self.codecs = None if codecs is None else frozenset(codecs)
+        for mode in modes:
+            mode.attach(self.forget)
         if self.conflate:
             self.pump = threading.Thread(target=self._run_pump, name="netgear-conflate",
                                          daemon=True)
@@ -113,6 +115,18 @@ class Receiver:
         since = time.monotonic() - self.replied_at
         if grace and self.needs_reply and since < REPLY_GRACE:
             time.sleep(REPLY_GRACE - since)
+
+    def forget(self, stream: str) -> None:
+        """Drop what is kept for a stream that left, so servers coming and going for
+        months do not grow it (its conflated frame, if any, is still delivered)."""
+        self.last_seen.pop(stream, None)
+        self.senders.pop(stream, None)
+        with self.decoders_lock:
+            gone = [key for key in self.decoders if key[0] == stream]
+            decoders = [self.decoders.pop(key) for key in gone]
+        for decoder in decoders:
+            decoder.close()
+        self.stats.forget(stream)
 
     def _timed_out(self) -> None:
         if self.closing.is_set() or (self.silence is not None and self.wait == self.silence):
@@ -180,9 +194,16 @@ class Receiver:
               return_data: Any) -> tuple[str, Incoming | None]:
         """Parse, judge, and (where due) answer one received message."""
         incoming = self._parse(parts)
+        refused = False
         if incoming is not None:
             incoming.source = channel.label
-        verdict = self._judge(incoming)
+            for mode in self.modes:  # the hub names streams by the server's stream_name
+                named = mode.name_stream(incoming, channel)
+                refused = named is None
+                if refused:
+                    break  # still answered below, with its own sequence number
+                incoming.source = named
+        verdict = DROP if refused else self._judge(incoming)
         if self.needs_reply or (incoming is not None and incoming.kind == END
                                 and self.settings.policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
@@ -190,7 +211,7 @@ class Receiver:
             self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data))
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
-        elif verdict == DELIVER and incoming is not None:
+        elif verdict == DELIVER and incoming is not None and not refused:
             self.stats.stream(_stream_of(incoming)).record(
                 incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
         return verdict, incoming
