@@ -42,14 +42,14 @@ class Camera:
 
     def __init__(self, port: int, name: str, index: int, count: int, pattern: int = 1,
                  seen: threading.Event | None = None, hold: threading.Event | None = None,
-                 **options: Any) -> None:
-        self.args = (port, name, index, count, pattern, seen, hold, options)
+                 gate: threading.Event | None = None, **options: Any) -> None:
+        self.args = (port, name, index, count, pattern, seen, hold, gate, options)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        port, name, index, count, pattern, seen, hold, options = self.args
+        port, name, index, count, pattern, seen, hold, gate, options = self.args
         try:
             cam = camera(port, name, pattern, **options)
             try:
@@ -59,9 +59,11 @@ class Camera:
                         cam.send(frame(index, seq), message="hello")
                         seq += 1
                         seen.wait(0.02)
-                for _ in range(count):
+                for counted in range(count):
                     cam.send(frame(index, seq), message="hello" if seq == 0 else None)
                     seq += 1
+                    if counted == 0 and gate is not None:
+                        gate.wait(30)  # until every camera joined: none may end it early
                 if hold is not None:
                     hold.wait(30)
             finally:
@@ -81,7 +83,9 @@ def test_one_port_takes_named_servers_until_every_one_closed(port: int, pattern:
     names = ["porch", "door", "yard"]
     seen = {name: threading.Event() for name in names} if pattern == 2 else {}
     hub = hub_for(port, pattern)
-    cams = [Camera(port, name, i, 20, pattern, seen.get(name)) for i, name in enumerate(names)]
+    everyone = threading.Event()
+    cams = [Camera(port, name, i, 20, pattern, seen.get(name), gate=everyone)
+            for i, name in enumerate(names)]
     got: dict[str, list[tuple[int, Any]]] = {name: [] for name in names}
     try:
         while (item := hub.recv()) is not None:
@@ -91,6 +95,8 @@ def test_one_port_takes_named_servers_until_every_one_closed(port: int, pattern:
             got[name].append(int(image[0, 0, 1]))
             if name in seen:
                 seen[name].set()
+            if all(got.values()):
+                everyone.set()
             if sum(map(len, got.values())) == 30:
                 live = hub.stats["hub"]["live"]
                 assert set(live) <= set(names) and live  # still running

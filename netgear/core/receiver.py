@@ -13,9 +13,10 @@ from ..codecs.registry import check_accepted
 from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
 from ..link import Channel, Link
 from ..modes import DELIVER, DROP, FINISH, Mode
+from .frameinfo import FrameInfo
 from .settings import Settings
 from .stats import Stats
-from .wire import END, REPLY, Incoming, Outgoing, decode, encode
+from .wire import END, NO_FRAME, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
 
@@ -81,9 +82,9 @@ class Receiver:
                                          daemon=True)
             self.pump.start()
 
-    def receive(self, return_data: Any) -> Any:
+    def receive(self, return_data: Any, info: bool = False) -> Any:
         if self.conflate:
-            return self._newest()
+            return self._newest(info)
         while True:
             got = self.transport.receive_any(self.channels, self.wait, self.copy,
                                              self.closing.is_set)
@@ -95,7 +96,7 @@ class Receiver:
                 return None
             if verdict != DELIVER or incoming is None:
                 continue
-            result = self._deliver(incoming)
+            result = self._deliver(incoming, info)
             if result is not _SKIP:
                 return result
 
@@ -168,7 +169,7 @@ class Receiver:
                 self.failure = exc
                 self.ready.notify_all()
 
-    def _newest(self) -> Any:
+    def _newest(self, info: bool) -> Any:
         deadline = None if self.wait is None else time.monotonic() + self.wait
         while True:
             with self.ready:
@@ -186,7 +187,7 @@ class Receiver:
                 if not self.pending:
                     return None  # closing
                 incoming = self.pending.pop(next(iter(self.pending)))
-            result = self._deliver(incoming)  # decoded outside the lock
+            result = self._deliver(incoming, info)  # decoded outside the lock
             if result is not _SKIP:
                 return result
 
@@ -216,10 +217,14 @@ class Receiver:
                 incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
         return verdict, incoming
 
-    def _deliver(self, incoming: Incoming) -> Any:
+    def _deliver(self, incoming: Incoming, info: bool = False) -> Any:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
-        if incoming.frame is None and not self._decode(incoming):
+        data_only = incoming.header.get(NO_FRAME) is True
+        if incoming.frame is None and not data_only and not self._decode(incoming):
             return _SKIP
+        if info:  # recv(info=True): the same facts for every mode, no tuple shapes
+            return FrameInfo(incoming.frame, _stream_of(incoming), incoming.seq,
+                             float(incoming.ts), time.time(), incoming.message)
         result: Any = incoming.frame
         for mode in self.modes:
             result = mode.shape_result(incoming, result)

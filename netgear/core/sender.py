@@ -50,7 +50,7 @@ class Sender:
         self.rotation = itertools.cycle(transport.channels)
         self.inflight = InFlight(opts["send_window"])
 
-    def send(self, frame: np.ndarray, message: Any) -> Any:
+    def send(self, frame: np.ndarray | None, message: Any) -> Any:
         out = self._outgoing(FRAME, frame, message)
         for mode in self.modes:
             mode.on_send(out)
@@ -208,7 +208,8 @@ class Sender:
         if size > limit:
             raise PayloadError(f"frame payload of {size} bytes exceeds max_frame_bytes={limit}; "
                                "raise it on both ends, or compress")
-        channel.fit_queue(size, self.settings.options["queue_bytes"])
+        if size:  # a data-only message says nothing about the frames' size
+            channel.fit_queue(size, self.settings.options["queue_bytes"])
 
     def _pick_channel(self) -> Channel:
         channels = self.transport.channels

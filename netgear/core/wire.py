@@ -25,6 +25,7 @@ from ..errors import PayloadError, WireFormatError
 __all__ = [
     "END",
     "FRAME",
+    "NO_FRAME",
     "REPLY",
     "VERSION",
     "Incoming",
@@ -41,6 +42,7 @@ _KINDS = (FRAME, END, REPLY)
 _EXT_NDARRAY = 1
 MAX_DIMS = 32  # numpy's own limit
 MAX_HEADER_BYTES = 1 << 20
+NO_FRAME = "z"  # header key: this FRAME message carries only a message, no frame
 
 
 class Outgoing:
@@ -189,7 +191,10 @@ def encode(out: Outgoing) -> list[Any]:
     parts: list[Any] = [b""]
     if out.kind == FRAME:
         frame = out.frame
-        if out.payload is None:
+        if frame is None and out.payload is None and out.message is not None:
+            header[NO_FRAME] = True  # a data-only message: an empty payload part
+            parts.append(b"")
+        elif out.payload is None:
             if not isinstance(frame, np.ndarray):
                 raise PayloadError(
                     f"frame must be a numpy array, got {type(frame).__name__}"
