@@ -292,3 +292,45 @@ def test_stream_keys_as_a_mapping_and_refusals(port: int, tmp_path: Path) -> Non
     finally:
         cam.close(kill=True)
         hub.close()
+
+
+def test_fifty_servers_join_and_leave_one_port_while_frames_flow(port: int) -> None:
+    count, frames, holders = 50, 5, 10
+    hub = hub_for(port, receive_timeout=0.5)
+    hold = threading.Event()
+    cams: list[Camera] = []
+    got: dict[str, list[int]] = {}
+    try:
+        for index in range(count):
+            # staggered: early servers are leaving while later ones join
+            cams.append(Camera(port, f"cam{index:02d}", index, frames,
+                               hold=hold if index >= count - holders else None))
+            time.sleep(0.01)  # pacing the joins, not synchronising
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                item = hub.recv()
+            except PeerTimeoutError:
+                item = ()
+            if item:
+                got.setdefault(item[0], []).append(int(item[-1][0, 0, 1]))
+            if hub.stats["hub"]["left"] == count - holders and sum(map(len, got.values())) \
+                    == count * frames:
+                break
+        stats = hub.stats
+        expected = {f"cam{i:02d}" for i in range(count)}
+        assert set(got) == expected
+        assert all(seqs == list(range(frames)) for seqs in got.values()), got
+        assert set(stats["hub"]["live"]) == {f"cam{i:02d}" for i in range(count - holders,
+                                                                           count)}
+        assert set(stats["streams"]) == set(stats["hub"]["live"])
+        assert stats["hub"]["joined"] == count and stats["hub"]["refused"] == 0
+        hold.set()
+        while (item := hub.recv()) is not None:
+            pass  # the holders' ENDs end the stream
+        assert hub.stats["hub"]["live"] == {} and hub.stats["hub"]["left"] == count
+    finally:
+        hold.set()
+        for cam in cams:
+            cam.join()
+        hub.close()
