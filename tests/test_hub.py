@@ -334,3 +334,25 @@ def test_fifty_servers_join_and_leave_one_port_while_frames_flow(port: int) -> N
         for cam in cams:
             cam.join()
         hub.close()
+
+
+def test_filter_at_a_hub_lists_names(port: int) -> None:
+    hub = hub_for(port, filter=["porch"], receive_timeout=5.0)
+    other, porch = camera(port, "door"), camera(port, "porch")
+    try:
+        other.send(frame(1, 0))  # answered, dropped
+        porch.send(frame(0, 0))
+        assert hub.recv()[0] == "porch"
+        assert set(hub.stats["streams"]) == {"porch"}
+    finally:
+        other.close(kill=True)
+        porch.close(kill=True)
+        hub.close()
+
+
+def test_hub_options_elsewhere_are_refused(port: int) -> None:
+    from netgear import OptionError
+
+    with pytest.raises(OptionError, match="one-port hub") as info:
+        NetGear(address=HOST, port=port, pattern=1, receive_mode=True, stale_after=1.0)
+    assert info.value.key == "stale_after"

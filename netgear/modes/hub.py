@@ -29,10 +29,17 @@ __all__ = ["HubMode"]
 logger = logging.getLogger(__name__)
 
 MAX_STREAMS = 64
+STALE_AFTER = 2.0
+DROP_AFTER = 30.0
+HUB_ONLY = ("max_streams", "stale_after", "drop_after", "run_forever", "stream_keys")
 ENDED_MEMORY = 256  # (name, instance) pairs whose END was seen: their repeats are dropped
 REFUSED_MEMORY = 1024  # refused names remembered, so each is counted and logged once
 SWEEP_EVERY = 0.25  # seconds between looks for streams silent past drop_after
 KEY_RELOAD_EVERY = 1.0  # an unknown key re-reads the key files at most this often
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _check_keys(value: Any) -> str | None:
@@ -50,20 +57,23 @@ class HubMode(Mode):
 
     key = "multiserver_mode"
     options: ClassVar[tuple[Option, ...]] = (
-        Option("max_streams", (int,), MAX_STREAMS,
-               "One-port multi-server client (hub): most servers in the live set at once. "
-               "Frames of further names are dropped, counted in stats['hub']['refused'] and "
-               "logged once per name.", check=in_range(1, 100_000)),
-        Option("stale_after", (float,), 2.0,
-               "Hub: seconds without a message after which a server shows as stale "
-               "(stats['streams'][name]['state']).", check=in_range(0.01, 86400)),
-        Option("drop_after", (float,), 30.0,
-               "Hub: seconds without a message after which a server leaves the live set "
-               "(as if it had closed); must exceed stale_after.",
-               check=in_range(0.01, 86400)),
-        Option("run_forever", (bool,), False,
-               "Hub: never end the stream because every server left (recv() returns None "
-               "only at close()); servers may join again at any time."),
+        Option("max_streams", (int,), None,
+               f"One-port multi-server client (hub): most servers in the live set at once "
+               f"(None: {MAX_STREAMS}). Frames of further names are dropped, counted in "
+               "stats['hub']['refused'] and logged once per name.",
+               check=in_range(1, 100_000), nullable=True),
+        Option("stale_after", (float,), None,
+               f"Hub: seconds without a message after which a server shows as stale "
+               f"(stats['streams'][name]['state']); None: {STALE_AFTER:g}.",
+               check=in_range(0.01, 86400), nullable=True),
+        Option("drop_after", (float,), None,
+               f"Hub: seconds without a message after which a server leaves the live set "
+               f"(as if it had closed); must exceed stale_after. None: {DROP_AFTER:g}.",
+               check=in_range(0.01, 86400), nullable=True),
+        Option("run_forever", (bool,), None,
+               "Hub: True never ends the stream because every server left (recv() returns "
+               "None only at close()); servers may join again at any time. None: False.",
+               nullable=True),
         Option("stream_keys", (bool, dict), None,
                "Hub with secure_mode=2: tie each stream_name to a CURVE key. True: a sender's "
                "name must be the file name (without .key) of its key in allowed/; a dict "
@@ -73,20 +83,32 @@ class HubMode(Mode):
     carries_message = True
 
     @classmethod
-    def enabled(cls, settings: Settings) -> bool:
+    def is_hub(cls, settings: Settings) -> bool:
         return (bool(settings.options.get(cls.key)) and settings.receive_mode
                 and not settings.port_given_as_list)
 
     @classmethod
+    def enabled(cls, settings: Settings) -> bool:
+        # a hub option elsewhere also "enables" it, so validate() refuses it instead of
+        # the option being ignored without a word
+        return cls.is_hub(settings) or any(settings.options.get(k) is not None
+                                           for k in HUB_ONLY)
+
+    @classmethod
     def validate(cls, settings: Settings, enabled: frozenset[str]) -> None:
         opts = settings.options
+        if not cls.is_hub(settings):
+            given = next(k for k in HUB_ONLY if opts.get(k) is not None)
+            raise OptionError(f"option {given!r} applies to a one-port hub: a receiver with "
+                              "multiserver_mode=True and a single port (not a list); drop it "
+                              "here", key=given)
         if not settings.policy.multi_peer:
             raise OptionError(f"multiserver_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
                               f"only, got pattern {settings.pattern}", key="pattern")
-        if opts["drop_after"] <= opts["stale_after"]:
-            raise OptionError(f"drop_after={opts['drop_after']:g} must exceed stale_after="
-                              f"{opts['stale_after']:g}: a server is stale before it is dropped",
-                              key="drop_after")
+        stale, drop = _or(opts["stale_after"], STALE_AFTER), _or(opts["drop_after"], DROP_AFTER)
+        if drop <= stale:
+            raise OptionError(f"drop_after={drop:g} must exceed stale_after={stale:g}: a "
+                              "server is stale before it is dropped", key="drop_after")
         if opts["stream_keys"] and opts["secure_mode"] != 2:
             raise OptionError("stream_keys ties names to IronHouse keys; set secure_mode=2 "
                               "or drop stream_keys", key="stream_keys")
@@ -97,10 +119,10 @@ class HubMode(Mode):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         opts = settings.options
-        self.max_streams: int = opts["max_streams"]
-        self.stale_after: float = opts["stale_after"]
-        self.drop_after: float = opts["drop_after"]
-        self.run_forever: bool = opts["run_forever"]
+        self.max_streams: int = _or(opts["max_streams"], MAX_STREAMS)
+        self.stale_after: float = _or(opts["stale_after"], STALE_AFTER)
+        self.drop_after: float = _or(opts["drop_after"], DROP_AFTER)
+        self.run_forever: bool = bool(opts["run_forever"])
         flt = opts["filter"]
         self._accept = (None if flt is None else
                         frozenset(str(f) for f in (flt if isinstance(flt, (list, tuple))

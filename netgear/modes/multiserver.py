@@ -79,7 +79,8 @@ class MultiServerMode(Mode):
                "(port, message, frame)."),
         Option("filter", (str, int, list, tuple), None,
                "Multi-server client only: a port or a list of ports; frames from other servers "
-               "are dropped. Every listed port must be in the client's port list.",
+               "are dropped. Every listed port must be in the client's port list. At a "
+               "one-port hub: stream names instead of ports.",
                check=_check_filter, nullable=True),
         Option("stream_name", (str,), None,
                "Multi-server server: the name this server's stream has at a one-port hub "
