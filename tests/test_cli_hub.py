@@ -16,6 +16,7 @@ def _streams(url: str) -> list[dict[str, Any]]:
     return httpx.get(url + "stats", timeout=2).json()["streams"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_view_hub_shows_servers_as_they_join_marks_stale_and_removes_them() -> None:
     port = free_port()
