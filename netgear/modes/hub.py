@@ -34,6 +34,7 @@ DROP_AFTER = 30.0
 HUB_ONLY = ("max_streams", "stale_after", "drop_after", "run_forever", "stream_keys")
 ENDED_MEMORY = 256  # (name, instance) pairs whose END was seen: their repeats are dropped
 REFUSED_MEMORY = 1024  # refused names remembered, so each is counted and logged once
+LOUD_REFUSALS = 16  # refused names logged as warnings; later ones at DEBUG
 SWEEP_EVERY = 0.25  # seconds between looks for streams silent past drop_after
 KEY_RELOAD_EVERY = 1.0  # an unknown key re-reads the key files at most this often
 
@@ -180,8 +181,12 @@ class HubMode(Mode):
                 if len(self._refused) > REFUSED_MEMORY:
                     self._refused.popitem(last=False)
                 self.counts["refused"] += 1
-                logger.warning("server %r refused: the hub holds max_streams=%d", name,
-                               self.max_streams)
+                # a peer spraying names must not flood the log: the first few are warned of
+                loud = self.counts["refused"] <= LOUD_REFUSALS
+                logger.log(logging.WARNING if loud else logging.DEBUG,
+                           "server %r refused: the hub holds max_streams=%d%s", name,
+                           self.max_streams, " (further refusals are logged at DEBUG)"
+                           if self.counts["refused"] == LOUD_REFUSALS else "")
             return None
         return name
 
