@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .core.frameinfo import FrameInfo
 from .core.netgear import NetGear
 from .errors import (
     ClosedError,
@@ -27,6 +28,7 @@ __all__ = [
     "CamGear",
     "ClosedError",
     "DependencyError",
+    "FrameInfo",
     "FrameRefusedError",
     "ImageHub",
     "ImageSender",

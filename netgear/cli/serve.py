@@ -39,6 +39,7 @@ each sender its own --port and list them all in `netgear view --port ...`.
 EPILOG = """\
 examples:
   netgear serve --source testpattern --port 5566 --name lobby
+  netgear serve --source 0 --connect hub.local:5555 --name porch
   netgear serve --source 0 --address 192.168.1.10 --port 5567 --jpeg
   netgear serve --source clip.mp4 --fps 25 --plain --port 5555
 """
@@ -50,17 +51,22 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0, 1, ...), video file or URL, or 'testpattern' "
                    "(default 0, the first camera)")
-    p.add_argument("--address", default="localhost", metavar="HOST",
+    p.add_argument("--address", default=None, metavar="HOST",
                    help="address of the receiver (default localhost)")
-    p.add_argument("--port", type=positive_int, default=5566,
+    p.add_argument("--port", type=positive_int, default=None,
                    help="receiver port for this sender (default 5566)")
+    p.add_argument("--connect", type=host_port, default=None, metavar="HOST:PORT",
+                   help="the receiver as one HOST:PORT, e.g. a one-port `netgear view` hub "
+                   "(instead of --address and --port)")
     p.add_argument("--pattern", type=int, choices=(0, 1, 2), default=1,
                    help="0 PAIR (only with --plain), 1 REQ/REP (default), 2 PUB/SUB")
     p.add_argument("--jpeg", action="store_true", help="JPEG-compress frames on the wire")
     p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
                    help="JPEG quality 10-100 with --jpeg (default 90)")
     p.add_argument("--name", default=None,
-                   help="label shown for this stream in the viewer (default: its port)")
+                   help="this stream's name: the hub keys it by this name, a port-list "
+                   "viewer shows it as the label (default: host name plus a short suffix at "
+                   "a hub, the port elsewhere)")
     p.add_argument("--fps", type=positive_float, default=None,
                    help="frames per second to send (default: the source's own rate; 30 for "
                    "the test pattern)")
@@ -76,6 +82,15 @@ def add_parser(subparsers: Any) -> None:
                    "multi-server one such as `netgear view` (--name is then not sent)")
     add_secure_args(p)
     p.set_defaults(run=run, cli_parser=p)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``"hub:5555"`` -> ``("hub", 5555)``; ``"[::1]:5555"`` for IPv6, for argparse."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT, e.g. hub.local:5555")
+    return host, int(port)
 
 
 def open_source(source: str, size: tuple[int, int] | None, fps: float | None) -> Any:
@@ -185,9 +200,18 @@ def run(args: argparse.Namespace) -> int:
                        "pattern 1 or 2")
     if args.jpeg_quality is not None and not args.jpeg:
         raise CliError("--jpeg-quality needs --jpeg")
+    if args.connect is not None:
+        if args.address is not None or args.port is not None:
+            raise CliError("--connect HOST:PORT replaces --address and --port; give one or "
+                           "the other")
+        args.address, args.port = args.connect
+    args.address = "localhost" if args.address is None else args.address
+    args.port = 5566 if args.port is None else args.port
     options = secure_options(args)
     if not args.plain:
         options["multiserver_mode"] = True
+        if args.name is not None:
+            options["stream_name"] = args.name
     if args.jpeg:
         options["jpeg_compression"] = True
         if args.jpeg_quality is not None:

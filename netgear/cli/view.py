@@ -11,6 +11,8 @@ from ._common import (
     CliError,
     add_secure_args,
     port_number,
+    positive_float,
+    positive_int,
     resolution,
     secure_options,
     stop_on_signals,
@@ -22,14 +24,18 @@ __all__ = ["add_parser", "run"]
 
 HELP = "receive from many senders and show a live montage (browser or window)"
 DESCRIPTION = """\
-A multi-server client: binds every --port on --address, receives from one
-sender per port (e.g. `netgear serve --port ...`) and tiles their newest frames
-into a montage. By default the montage and per-stream stats are served at
-http://127.0.0.1:8000/; --window shows it in an OpenCV window instead.
-A stream with no frame for --stale-after seconds shows as STALE.
+A multi-server client. With one --port it is a hub: any number of senders
+connect to that port, each named by `netgear serve --name`; streams appear as
+they join and disappear when they leave (or after --drop-after seconds of
+silence). With several ports it binds each and takes one sender per port.
+The newest frames are tiled into a montage. By default the montage and
+per-stream stats are served at http://127.0.0.1:8000/; --window shows it in an
+OpenCV window instead. A stream with no frame for --stale-after seconds shows
+as STALE.
 """
 EPILOG = """\
 examples:
+  netgear view --port 5555          (cameras: netgear serve --connect HOST:5555 --name porch)
   netgear view --port 5566 5567 5568 5569
   netgear view --port 5566 5567 --address 0.0.0.0 --web-port 0
   netgear view --port 5566 --window
@@ -40,7 +46,14 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("view", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=port_number, nargs="+", default=[5566], metavar="PORT",
-                   help="one port per sender, in montage order (default 5566)")
+                   help="one port: a hub any number of named senders join; several: one "
+                   "port per sender, in montage order (default 5566)")
+    p.add_argument("--drop-after", type=positive_float, default=30.0, metavar="S",
+                   help="one-port hub: seconds without a frame before a stream is removed "
+                   "(default 30; must exceed --stale-after)")
+    p.add_argument("--max-streams", type=positive_int, default=64, metavar="N",
+                   help="one-port hub: most senders shown at once; more are refused "
+                   "(default 64)")
     p.add_argument("--address", default="*", metavar="HOST",
                    help="interface to receive on (default *, every interface; 127.0.0.1 "
                    "for this machine only)")
@@ -69,13 +82,20 @@ def run(args: argparse.Namespace) -> int:
     if len(set(ports)) != len(ports):
         raise CliError(f"--port lists a port twice: {' '.join(map(str, ports))}")
     options = secure_options(args)
+    one_port = len(ports) == 1
+    if one_port:
+        if args.drop_after <= args.stale_after:
+            raise CliError(f"--drop-after {args.drop_after:g} must exceed --stale-after "
+                           f"{args.stale_after:g}")
+        options.update(drop_after=args.drop_after, max_streams=args.max_streams)
     if args.window:
         check_display()  # before binding anything: fail fast on a headless machine
     check_web(args)
     recorder = recorder_for_view(args)
     with stop_on_signals() as stop:
         hub_kwargs = dict(address=args.address, pattern=args.pattern,
-                          stale_after=args.stale_after, tile=args.tile, **options)
+                          stale_after=args.stale_after, tile=args.tile, one_port=one_port,
+                          **options)
         hub = (MontageHub(ports, **hub_kwargs) if recorder is None
                else RecordingHub(recorder, ports, **hub_kwargs)).start()
         try:

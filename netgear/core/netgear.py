@@ -90,14 +90,20 @@ class NetGear:
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters: per-stream frames, drops, latency, fps; bad messages."""
-        return self._stats.as_dict()  # built fresh on every call: the caller owns it
+        data = self._stats.as_dict()  # built fresh on every call: the caller owns it
+        for mode in self._modes:
+            mode.add_stats(data)  # e.g. the hub's live set
+        return data
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def send(self, frame: np.ndarray, message: Any = None) -> Any:
+    def send(self, frame: np.ndarray | None, message: Any = None) -> Any:
         """Send one frame (and optional ``message``). Send mode only.
+
+        ``frame=None`` with a ``message`` sends data only (an event, a status): the
+        receiver gets it in the usual result shape with None as the frame.
 
         Returns the receiver's ``return_data`` in bidirectional mode (``(port, data)`` in
         multi-client REQ/REP mode), else None. With ``send_window=1`` (the default) a
@@ -108,21 +114,26 @@ class NetGear:
         if not isinstance(self._half, Sender):
             raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "
                              "so call recv()")
-        if not isinstance(frame, np.ndarray):
-            raise PayloadError(f"frame must be a numpy array, got {type(frame).__name__}")
         if message is not None and not self._carries_message:
             raise UsageError("send(message=...) needs bidirectional_mode or multiserver_mode; "
                              "without them the receiver has no way to return the message")
+        if frame is None and message is None:
+            raise PayloadError("send(None) needs a message: send(None, message=...) sends "
+                               "data only; otherwise pass a numpy array frame")
+        if frame is not None and not isinstance(frame, np.ndarray):
+            raise PayloadError(f"frame must be a numpy array, got {type(frame).__name__}")
         with self._lock:
             if self._closed:
                 raise ClosedError("this NetGear is closed")
             return self._half.send(frame, message)
 
-    def recv(self, return_data: Any = None) -> Any:
+    def recv(self, return_data: Any = None, info: bool = False) -> Any:
         """Receive the next frame. Receive mode only.
 
         Returns the frame (or the mode-shaped tuple), or None once the stream has ended
         (every sender closed, ``subscriber_timeout`` passed, or this instance was closed).
+        ``info=True`` returns a :class:`~netgear.FrameInfo` (frame, name, sequence, send
+        time, latency, message) instead of the mode's shape, in every mode.
         """
         if not isinstance(self._half, Receiver):
             raise UsageError("recv() is for receive mode; this NetGear has receive_mode=False, "
@@ -133,7 +144,7 @@ class NetGear:
         with self._lock:
             if self._closed:
                 return None
-            return self._half.receive(return_data)
+            return self._half.receive(return_data, info)
 
     def close(self, kill: bool = False) -> None:
         """End the stream (the peer's recv() returns None) and release everything.

@@ -13,9 +13,10 @@ from ..codecs.registry import check_accepted
 from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
 from ..link import Channel, Link
 from ..modes import DELIVER, DROP, FINISH, Mode
+from .frameinfo import FrameInfo
 from .settings import Settings
 from .stats import Stats
-from .wire import END, FRAME, KEYFRAME_REQUEST, REPLY, Incoming, Outgoing, decode, encode
+from .wire import END, FRAME, KEYFRAME_REQUEST, NO_FRAME, REPLY, Incoming, Outgoing, decode, encode
 
 __all__ = ["Receiver"]
 
@@ -74,14 +75,16 @@ class Receiver:
         self.max_decoded: int = opts["max_decoded_bytes"]
         codecs = opts["accepted_codecs"]
         self.codecs = None if codecs is None else frozenset(codecs)
+        for mode in modes:
+            mode.attach(self.forget)
         if self.conflate:
             self.pump = threading.Thread(target=self._run_pump, name="netgear-conflate",
                                          daemon=True)
             self.pump.start()
 
-    def receive(self, return_data: Any) -> Any:
+    def receive(self, return_data: Any, info: bool = False) -> Any:
         if self.conflate:
-            return self._newest()
+            return self._newest(info)
         while True:
             got = self.transport.receive_any(self.channels, self.wait, self.copy,
                                              self.closing.is_set)
@@ -93,7 +96,7 @@ class Receiver:
                 return None
             if verdict != DELIVER or incoming is None:
                 continue
-            result = self._deliver(incoming)
+            result = self._deliver(incoming, info)
             if result is not _SKIP:
                 return result
 
@@ -113,6 +116,18 @@ class Receiver:
         since = time.monotonic() - self.replied_at
         if grace and self.needs_reply and since < REPLY_GRACE:
             time.sleep(REPLY_GRACE - since)
+
+    def forget(self, stream: str) -> None:
+        """Drop what is kept for a stream that left, so servers coming and going for
+        months do not grow it (its conflated frame, if any, is still delivered)."""
+        self.last_seen.pop(stream, None)
+        self.senders.pop(stream, None)
+        with self.decoders_lock:
+            gone = [key for key in self.decoders if key[0] == stream]
+            decoders = [self.decoders.pop(key) for key in gone]
+        for decoder in decoders:
+            decoder.close()
+        self.stats.forget(stream)
 
     def _timed_out(self) -> None:
         if self.closing.is_set() or (self.silence is not None and self.wait == self.silence):
@@ -154,7 +169,7 @@ class Receiver:
                 self.failure = exc
                 self.ready.notify_all()
 
-    def _newest(self) -> Any:
+    def _newest(self, info: bool) -> Any:
         deadline = None if self.wait is None else time.monotonic() + self.wait
         while True:
             with self.ready:
@@ -172,7 +187,7 @@ class Receiver:
                 if not self.pending:
                     return None  # closing
                 incoming = self.pending.pop(next(iter(self.pending)))
-            result = self._deliver(incoming)  # decoded outside the lock
+            result = self._deliver(incoming, info)  # decoded outside the lock
             if result is not _SKIP:
                 return result
 
@@ -180,9 +195,16 @@ class Receiver:
               return_data: Any) -> tuple[str, Incoming | None]:
         """Parse, judge, and (where due) answer one received message."""
         incoming = self._parse(parts)
+        refused = False
         if incoming is not None:
             incoming.source = channel.label
-        verdict = self._judge(incoming)
+            for mode in self.modes:  # the hub names streams by the server's stream_name
+                named = mode.name_stream(incoming, channel)
+                refused = named is None
+                if refused:
+                    break  # still answered below, with its own sequence number
+                incoming.source = named
+        verdict = DROP if refused else self._judge(incoming)
         if self.needs_reply or (incoming is not None and incoming.kind == END
                                 and self.settings.policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
@@ -191,15 +213,19 @@ class Receiver:
                         self._wants_keyframe(incoming, verdict))
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
-        elif verdict == DELIVER and incoming is not None:
+        elif verdict == DELIVER and incoming is not None and not refused:
             self.stats.stream(_stream_of(incoming)).record(
                 incoming.seq, incoming.ts, memoryview(incoming.payload).nbytes)
         return verdict, incoming
 
-    def _deliver(self, incoming: Incoming) -> Any:
+    def _deliver(self, incoming: Incoming, info: bool = False) -> Any:
         """Decode the payload and shape what recv() returns; _SKIP when it is malformed."""
-        if incoming.frame is None and not self._decode(incoming):
+        data_only = incoming.header.get(NO_FRAME) is True
+        if incoming.frame is None and not data_only and not self._decode(incoming):
             return _SKIP
+        if info:  # recv(info=True): the same facts for every mode, no tuple shapes
+            return FrameInfo(incoming.frame, _stream_of(incoming), incoming.seq,
+                             float(incoming.ts), time.time(), incoming.message)
         result: Any = incoming.frame
         for mode in self.modes:
             result = mode.shape_result(incoming, result)

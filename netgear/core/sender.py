@@ -55,7 +55,7 @@ class Sender:
         self.keyframe_from = 0
         self.rebuilds = 0  # Lazy Pirate rebuilds seen: a rebuilt socket may reach a new peer
 
-    def send(self, frame: np.ndarray, message: Any) -> Any:
+    def send(self, frame: np.ndarray | None, message: Any) -> Any:
         rebuilds = sum(c.rebuilds for c in self.transport.channels)
         if rebuilds != self.rebuilds:
             self.rebuilds = rebuilds
@@ -230,7 +230,8 @@ class Sender:
         if size > limit:
             raise PayloadError(f"frame payload of {size} bytes exceeds max_frame_bytes={limit}; "
                                "raise it on both ends, or compress")
-        channel.fit_queue(size, self.settings.options["queue_bytes"])
+        if size:  # a data-only message says nothing about the frames' size
+            channel.fit_queue(size, self.settings.options["queue_bytes"])
 
     def _pick_channel(self) -> Channel:
         channels = self.transport.channels

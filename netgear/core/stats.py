@@ -95,6 +95,11 @@ class Stats:
                 entry = self.streams.setdefault(name, StreamStats(name))
         return entry
 
+    def forget(self, name: str) -> None:
+        """Drop a stream that left (a hub's servers come and go: keep memory bounded)."""
+        with self._lock:
+            self.streams.pop(name, None)
+
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             streams = list(self.streams.items())

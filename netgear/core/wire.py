@@ -26,6 +26,7 @@ __all__ = [
     "END",
     "FRAME",
     "KEYFRAME_REQUEST",
+    "NO_FRAME",
     "REPLY",
     "VERSION",
     "Incoming",
@@ -45,6 +46,7 @@ MAX_HEADER_BYTES = 1 << 20
 # Reply header key: the receiver has no reference picture for this stateful-codec stream
 # and asks its sender for a keyframe.
 KEYFRAME_REQUEST = "kf"
+NO_FRAME = "z"  # header key: this FRAME message carries only a message, no frame
 
 
 class Outgoing:
@@ -193,7 +195,10 @@ def encode(out: Outgoing) -> list[Any]:
     parts: list[Any] = [b""]
     if out.kind == FRAME:
         frame = out.frame
-        if out.payload is None:
+        if frame is None and out.payload is None and out.message is not None:
+            header[NO_FRAME] = True  # a data-only message: an empty payload part
+            parts.append(b"")
+        elif out.payload is None:
             if not isinstance(frame, np.ndarray):
                 raise PayloadError(
                     f"frame must be a numpy array, got {type(frame).__name__}"

@@ -31,6 +31,7 @@ class Channel(Protocol):
     label: str  # the port it stands for, reported to the user and used as stream name
     in_flight: int  # requests sent and not yet answered (netgear.core.inflight counts)
     rebuilds: int  # Lazy Pirate rebuilds so far
+    peer: str | None  # with want_peer: the authenticated key (ZAP User-Id) of the last message
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
         """Size the send queue from the first frame (before the channel connects)."""

@@ -27,6 +27,7 @@ class FakeChannel:
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self.peer: str | None = None
         self.in_flight = 0
         self.rebuilds = 0
         self.queue_frames = 0  # fit_queue's result, as a sender sized it

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import DELIVER, DROP, FINISH, Mode
 from .bidirectional import BidirectionalMode
 from .compression import CompressionMode
+from .hub import HubMode
 from .multiclient import MultiClientMode
 from .multiserver import MultiServerMode
 from .secure import SecureMode
@@ -15,6 +16,7 @@ __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 
 # Order matters: hooks run in this order on send and receive, result shaping too.
 MODES: tuple[type[Mode], ...] = (
-    SecureMode, CompressionMode, VideoMode, BidirectionalMode, MultiServerMode, MultiClientMode,
+    SecureMode, CompressionMode, VideoMode, BidirectionalMode, MultiServerMode, HubMode,
+    MultiClientMode,
     SshTunnelMode,
 )

@@ -10,7 +10,7 @@ received message (``on_recv``), the value ``recv()``/``send()`` return, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.options import Option
@@ -86,6 +86,17 @@ class Mode:
 
     def explain_timeout(self, channel: Channel, exc: PeerTimeoutError) -> None:
         """Amend ``exc`` (a send to ``channel`` timed out) when this mode knows why."""
+
+    def attach(self, forget: Callable[[str], None]) -> None:
+        """Receivers: ``forget(stream)`` drops what the core keeps for a stream that left."""
+
+    def name_stream(self, incoming: Incoming, channel: Channel) -> str | None:
+        """The stream a received message belongs to (default: its socket's port), before
+        the core judges it; None drops it unjudged (the mode counted why)."""
+        return incoming.source
+
+    def add_stats(self, data: dict[str, Any]) -> None:
+        """Add this mode's counters to a ``NetGear.stats`` snapshot (any thread may ask)."""
 
     def on_recv(self, incoming: Incoming, verdict: str) -> str:
         """Return the verdict for a received message: DELIVER, DROP or FINISH."""

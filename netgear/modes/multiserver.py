@@ -4,11 +4,16 @@ The client binds every port of its list; each server connects to one of them and
 tags every message (frames and its end-of-stream) with the port it was given, in
 header key ``p``. The client tracks which servers have joined (sent a frame) and
 ends the stream (``recv()`` returns None) once every joined server has closed.
+
+A server also tags its ``stream_name`` (header key ``n``): a client given a single port
+instead of a list is the one-port hub (``hub.py``), which keys streams by that name.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import socket
 from typing import Any, ClassVar
 
 from ..core.options import Option
@@ -17,11 +22,28 @@ from ..core.wire import Incoming, Outgoing
 from ..errors import OptionError
 from .base import DELIVER, DROP, FINISH, Mode
 
-__all__ = ["MultiServerMode"]
+__all__ = ["NAME_KEY", "PORT_KEY", "MultiServerMode", "check_name", "default_name"]
 
 logger = logging.getLogger(__name__)
 
 PORT_KEY = "p"  # header key carrying the server's port
+NAME_KEY = "n"  # header key carrying the server's stream_name
+MAX_NAME = 64
+
+
+def check_name(value: Any) -> str | None:
+    """None when ``value`` is a usable stream name, else what is wrong with it."""
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        return "must be a non-empty string without leading or trailing spaces"
+    if len(value) > MAX_NAME or not value.isprintable() or "/" in value:
+        return f"must be at most {MAX_NAME} printable characters, without '/'"
+    return None
+
+
+def default_name() -> str:
+    """This host's name plus a short random suffix: unique per process, readable."""
+    host = "".join(c for c in socket.gethostname().split(".")[0] if c.isprintable()) or "host"
+    return f"{host[:MAX_NAME - 7].replace('/', '-')}-{secrets.token_hex(3)}"
 
 
 def _filter_ports(value: Any) -> list[str]:
@@ -57,8 +79,13 @@ class MultiServerMode(Mode):
                "(port, message, frame)."),
         Option("filter", (str, int, list, tuple), None,
                "Multi-server client only: a port or a list of ports; frames from other servers "
-               "are dropped. Every listed port must be in the client's port list.",
+               "are dropped. Every listed port must be in the client's port list. At a "
+               "one-port hub: stream names instead of ports.",
                check=_check_filter, nullable=True),
+        Option("stream_name", (str,), None,
+               "Multi-server server: the name this server's stream has at a one-port hub "
+               "(results carry it where the port-list form carries the port). Default: the "
+               "host name plus a short random suffix.", check=check_name, nullable=True),
     )
     carries_message = True
 
@@ -67,6 +94,8 @@ class MultiServerMode(Mode):
         # a filter alone also "enables" the mode, so validate() refuses it instead of
         # the filter being ignored without a word
         opts = settings.options
+        if opts.get(cls.key) and settings.receive_mode and not settings.port_given_as_list:
+            return False  # one port: the hub (HubMode) takes over
         return bool(opts.get(cls.key)) or opts.get("filter") is not None
 
     @classmethod
@@ -79,10 +108,10 @@ class MultiServerMode(Mode):
             raise OptionError(f"multiserver_mode supports pattern 1 (REQ/REP) and 2 (PUB/SUB) "
                               f"only, got pattern {settings.pattern}", key="pattern")
         if settings.receive_mode:
-            if not settings.port_given_as_list:
-                raise OptionError("a multi-server client needs a list/tuple of the servers' "
-                                  f"ports, e.g. port=(5566, 5567); got port={settings.port!r}",
-                                  key="port")
+            if opts["stream_name"] is not None:
+                raise OptionError("stream_name names a server (sender); a multi-server "
+                                  "client knows each server by its port, so drop it here",
+                                  key="stream_name")
             if opts["filter"] is not None:
                 unknown = [p for p in _filter_ports(opts["filter"]) if p not in settings.ports]
                 if unknown:
@@ -110,6 +139,7 @@ class MultiServerMode(Mode):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._port = settings.port
+        self._name = settings.options["stream_name"] or default_name()
         flt = settings.options["filter"]
         self._accept = frozenset(_filter_ports(flt)) if flt is not None else None
         self._live: set[str] = set()  # servers that sent a frame and have not ended since
@@ -120,9 +150,11 @@ class MultiServerMode(Mode):
     # -- server side --------------------------------------------------------------------
     def on_send(self, out: Outgoing) -> None:
         out.extra[PORT_KEY] = self._port
+        out.extra[NAME_KEY] = self._name
 
     def on_end(self, out: Outgoing) -> None:
         out.extra[PORT_KEY] = self._port
+        out.extra[NAME_KEY] = self._name
 
     # -- client side --------------------------------------------------------------------
     def on_recv(self, incoming: Incoming, verdict: str) -> str:

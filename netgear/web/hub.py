@@ -29,6 +29,7 @@ __all__ = ["MontageHub", "StreamView"]
 logger = logging.getLogger(__name__)
 
 STALE_AFTER = 2.0  # seconds without a frame before a stream shows as STALE
+DROP_AFTER = 30.0  # one-port hub: seconds of silence before a stream's tile is removed
 STATS_EVERY = 0.25  # seconds between copies of NetGear.stats taken by the receive thread
 JOIN_TIMEOUT = 3.0
 # fps is counted over a window of arrivals: an average of 1/gap overstates jittery streams
@@ -65,18 +66,23 @@ class MontageHub:
         pattern: 1 (REQ/REP) or 2 (PUB/SUB), as the servers use.
         stale_after: seconds without a frame after which a stream counts as stale.
         tile: ``(width, height)`` of each stream's cell in the montage.
+        one_port: bind ``ports[0]`` alone as a one-port hub: any number of named servers,
+            shown as they join and removed when they leave (``drop_after`` of silence
+            counts as leaving); the stream never ends (``run_forever``).
         **options: extra NetGear options for the receiver (``multiserver_mode`` is set).
     """
 
     def __init__(self, ports: Sequence[int], address: str = "127.0.0.1", pattern: int = 1,
                  stale_after: float = STALE_AFTER, tile: tuple[int, int] = (320, 240),
-                 **options: Any) -> None:
-        if not ports:
-            raise ValueError("MontageHub needs at least one port")
+                 one_port: bool = False, **options: Any) -> None:
+        if not ports or (one_port and len(ports) != 1):
+            raise ValueError("MontageHub needs at least one port (exactly one with one_port)")
         self.stale_after = float(stale_after)
         self.tile = tile
         self.started_at = time.time()
-        self._views = {str(p): StreamView(str(p), str(p)) for p in ports}
+        self.one_port = one_port
+        # a one-port hub learns its streams' names as they join
+        self._views = {} if one_port else {str(p): StreamView(str(p), str(p)) for p in ports}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stats: dict[str, Any] = {"streams": {}, "bad_messages": 0}
@@ -88,7 +94,12 @@ class MontageHub:
         # recv() wakes up now and then even when nothing arrives, to refresh the stats copy.
         # The port is a list even for one server: multi-server mode wants one.
         options.setdefault("receive_timeout", STATS_EVERY)
-        self._gear = NetGear(address=address, port=[int(p) for p in ports], pattern=pattern,
+        if one_port:
+            options.setdefault("run_forever", True)
+            options.setdefault("stale_after", self.stale_after)
+            options.setdefault("drop_after", max(DROP_AFTER, 2 * self.stale_after))
+        port: Any = int(ports[0]) if one_port else [int(p) for p in ports]
+        self._gear = NetGear(address=address, port=port, pattern=pattern,
                              receive_mode=True, multiserver_mode=True, **options)
         self._thread = threading.Thread(target=self._run, name="netgear-hub", daemon=True)
 
@@ -151,6 +162,8 @@ class MontageHub:
     def _store(self, item: Any) -> None:
         port, frame = str(item[0]), item[-1]
         message = item[1] if len(item) == 3 else None
+        if frame is None:  # a data-only message: nothing to show
+            return
         with self._lock:
             view = self._views.get(port)
             if view is None:  # a filter keeps unknown ports out; be safe anyway
@@ -159,7 +172,7 @@ class MontageHub:
             view.seen = time.time()
             view.arrivals.append(view.seen)
             view.frames += 1
-            if isinstance(message, str) and message.strip():
+            if isinstance(message, str) and message.strip() and not self.one_port:
                 view.name = message.strip()[:40]
 
     def _copy_stats(self) -> None:
@@ -169,6 +182,11 @@ class MontageHub:
             return
         with self._lock:
             self._stats = stats
+            if self.one_port:  # servers that left (or were dropped) leave the montage
+                live = stats.get("hub", {}).get("live", {})
+                for name in [n for n in self._views if n not in live]:
+                    del self._views[name]
+                    self._stream_jpegs.pop(name, None)
 
     def _sample(self) -> None:
         with self._lock:

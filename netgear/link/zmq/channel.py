@@ -70,6 +70,18 @@ class Channel:
         self.deferred = False
         self.connector: Connector | None = None
         self.in_flight = 0  # requests sent and not yet answered (netgear.core.inflight counts)
+        # True: each received message's ZAP User-Id (the CURVE key) is kept in ``peer``
+        self.want_peer = False
+        self.peer: str | None = None
+
+    def note_peer(self, parts: list[Any]) -> list[Any]:
+        """Keep the ZAP User-Id of the message just received (``want_peer`` channels)."""
+        if self.want_peer:
+            try:
+                self.peer = parts[0].get("User-Id") or None
+            except (AttributeError, zmq.ZMQError):  # no such property: an unauthenticated peer
+                self.peer = None
+        return parts
 
     def open(self) -> None:
         sock = self.context.socket(self.socket_type)

@@ -202,7 +202,9 @@ class Transport:
         """Wait for one message; None when ``timeout`` passes or ``stop()`` turns true."""
         self._sock(channel)
         with translate_errors("receive"):
-            return recv_within(channel, timeout, stop, copy)
+            # the sender's key is a property of the received zmq.Frame: keep frames then
+            parts = recv_within(channel, timeout, stop, copy and not channel.want_peer)
+            return None if parts is None else channel.note_peer(parts)
 
     def receive_any(self, channels: list[Channel], timeout: float | None, copy: bool,
                     stop: Stop) -> tuple[Channel, list[Any]] | None:
@@ -222,9 +224,11 @@ class Transport:
                 order = channels[self._turn:] + channels[:self._turn]
                 for index, channel in enumerate(order):
                     try:
-                        parts = self._sock(channel).recv_multipart(zmq.NOBLOCK, copy=copy)
+                        parts = self._sock(channel).recv_multipart(
+                            zmq.NOBLOCK, copy=copy and not channel.want_peer)
                     except zmq.Again:
                         continue
+                    channel.note_peer(parts)
                     self._turn = (self._turn + index + 1) % len(channels)
                     return channel, parts
                 if stop() or (deadline is not None and time.monotonic() >= deadline):
