@@ -183,12 +183,18 @@ class Receiver:
         if incoming is not None:
             incoming.source = channel.label
         verdict = self._judge(incoming)
+        policy = self.settings.policy
+        wants_keyframe = policy.two_way and self._wants_keyframe(incoming, verdict)
         if self.needs_reply or (incoming is not None and incoming.kind == END
-                                and self.settings.policy.acknowledges_end):
+                                and policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
             self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data),
-                        self._wants_keyframe(incoming, verdict))
+                        wants_keyframe)
+        elif wants_keyframe:
+            # PAIR owes no reply per frame: a reply-shaped notice asks for the keyframe,
+            # which the sender reads before its next frame
+            self._reply(channel, incoming, None, keyframe=True)
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
         elif verdict == DELIVER and incoming is not None:

@@ -53,13 +53,14 @@ class Sender:
         # stateful codecs: a keyframe was asked for before frame `keyframe_from`, so a
         # receiver's request about an earlier frame is already being answered
         self.keyframe_from = 0
-        self.rebuilds = 0  # Lazy Pirate rebuilds seen: a rebuilt socket may reach a new peer
+        # Lazy Pirate rebuilds and PUB/SUB subscriptions seen: a new peer may be listening
+        self.peer_events = 0
+        # PAIR owes no reply per frame, so its receiver asks for keyframes unasked
+        self.reads_notices = (not needs_reply and settings.policy.two_way
+                              and any(mode.keyframes for mode in modes))
 
     def send(self, frame: np.ndarray, message: Any) -> Any:
-        rebuilds = sum(c.rebuilds for c in self.transport.channels)
-        if rebuilds != self.rebuilds:
-            self.rebuilds = rebuilds
-            self.request_keyframe()
+        self._check_peers()
         out = self._outgoing(FRAME, frame, message)
         for mode in self.modes:
             mode.on_send(out)
@@ -208,6 +209,25 @@ class Sender:
         self.stats.keyframe_requests += 1
         for mode in self.modes:
             mode.request_keyframe()
+
+    def _check_peers(self) -> None:
+        """Ask for a keyframe when a peer may be new (a rebuilt socket, a subscriber that
+        joined) or a PAIR receiver asked for one."""
+        channels = self.transport.channels
+        events = sum(c.rebuilds + c.joins for c in channels)
+        if events != self.peer_events:
+            self.peer_events = events
+            self.request_keyframe()
+        if not self.reads_notices:
+            return
+        for channel in channels:
+            for parts in self.transport.notices(channel):
+                try:
+                    notice = decode(parts)
+                except WireFormatError:
+                    continue  # not ours: nothing to do for it
+                if notice.kind == REPLY and notice.header.get(KEYFRAME_REQUEST) is True:
+                    self._keyframe_asked(notice.seq)
 
     def _keyframe_asked(self, seq: int) -> None:
         """A receiver could not show frame ``seq`` for want of a reference picture."""
