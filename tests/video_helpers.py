@@ -43,3 +43,31 @@ def stamped(frame: np.ndarray, index: int) -> np.ndarray:
 def index_of(frame: np.ndarray) -> int:
     means = [float(frame[1:7, bit * 8 + 1:bit * 8 + 7].mean()) for bit in range(STAMP_BITS)]
     return sum(1 << bit for bit, mean in enumerate(means) if mean > 128)
+
+
+def video_packets(frames: list[np.ndarray], **options) -> list[tuple[dict, bytes]]:
+    """(header meta ``y``, payload) of each frame, as a video_codec sender codes them."""
+    from netgear.codecs.video import VideoCodecEncoder
+    from netgear.core.wire import FRAME, Outgoing
+
+    encoder = VideoCodecEncoder({"video_codec": "h264", **options})
+    packets = []
+    try:
+        for seq, frame in enumerate(frames):
+            out = Outgoing(FRAME, seq, frame)
+            encoder.encode(frame, out)
+            packets.append((out.extra["y"], bytes(out.payload)))
+    finally:
+        encoder.close()
+    return packets
+
+
+def video_message(seq: int, meta: object, payload: bytes, codec: object = "h264",
+                  sender: int = 7) -> list[bytes]:
+    """A wire message carrying a video packet, built by hand as a foreign peer would."""
+    import time
+
+    import msgpack
+
+    header = {"v": 1, "k": 0, "s": seq, "t": time.time(), "i": sender, "c": codec, "y": meta}
+    return [msgpack.packb(header), payload]
