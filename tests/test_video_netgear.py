@@ -124,12 +124,34 @@ try:
     NetGear(pattern=1, video_codec="h264")
 except DependencyError as exc:
     print("DEP", exc)
+# a receiver needs no option, so it learns at the first H.264 frame: recv() says what to
+# install, after replying (the REQ peer is not left waiting), and serves on
+import time, msgpack, zmq
+port = int(sys.argv[1])
+rx = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=True, receive_timeout=5)
+ctx = zmq.Context()
+req = ctx.socket(zmq.REQ)
+req.connect(f"tcp://127.0.0.1:{port}")
+meta = {"c": "h264", "w": 2, "h": 2, "s": [2, 2, 3], "k": True, "q": 0}
+req.send_multipart([msgpack.packb({"v": 1, "k": 0, "s": 0, "t": time.time(), "i": 5,
+                                   "c": "h264", "y": meta}), b"x"])
+try:
+    rx.recv()
+except DependencyError as exc:
+    print("RECV", exc)
+print("REPLY", req.poll(5000))
+req.close(0)
+ctx.term()
+rx.close()
 """
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, str(free_port())], capture_output=True,
+                          text=True,
                           timeout=60, env=env)
     assert done.returncode == 0, done.stderr
-    assert "DEP" in done.stdout and "netgear[video]" in done.stdout
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert "netgear[video]" in lines["DEP"] and "netgear[video]" in lines["RECV"]
+    assert lines["REPLY"] != "0"
 
 
 def test_receiver_ignores_video_options_and_non_uint8_frames_are_refused():

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..codecs import Decoder, new_decoder
 from ..codecs.registry import check_accepted
-from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
+from ..errors import DependencyError, FrameRefusedError, PeerTimeoutError, WireFormatError
 from ..link import Channel, Link
 from ..modes import DELIVER, DROP, FINISH, Mode
 from .settings import Settings
@@ -244,8 +244,9 @@ class Receiver:
             return False
         try:
             return self._decoder(incoming).needs_keyframe(incoming)
-        except WireFormatError:
-            return False  # refused or unknown codec: decoding reports it
+        except (WireFormatError, DependencyError):
+            return False  # refused, unknown or not installed: decoding reports it, after
+            # the reply went out (a REP socket that raised before replying would be stuck)
 
     def _decode_now(self, incoming: Incoming) -> bool:
         """Conflate's reader: decode a stateful codec's frame at once; False if it failed."""
