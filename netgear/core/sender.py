@@ -55,12 +55,14 @@ class Sender:
         self.keyframe_from = 0
         # Lazy Pirate rebuilds and PUB/SUB subscriptions seen: a new peer may be listening
         self.peer_events = 0
+        # a mode's codec keeps state between frames (video): keyframes matter
+        self.stateful = any(mode.keyframes for mode in modes)
         # PAIR owes no reply per frame, so its receiver asks for keyframes unasked
-        self.reads_notices = (not needs_reply and settings.policy.two_way
-                              and any(mode.keyframes for mode in modes))
+        self.reads_notices = self.stateful and not needs_reply and settings.policy.two_way
 
     def send(self, frame: np.ndarray, message: Any) -> Any:
-        self._check_peers()
+        if self.stateful:
+            self._check_peers()
         out = self._outgoing(FRAME, frame, message)
         for mode in self.modes:
             mode.on_send(out)
@@ -231,7 +233,7 @@ class Sender:
 
     def _keyframe_asked(self, seq: int) -> None:
         """A receiver could not show frame ``seq`` for want of a reference picture."""
-        if seq >= self.keyframe_from:
+        if self.stateful and seq >= self.keyframe_from:
             self.request_keyframe()
 
     def _explain(self, channel: Channel, exc: PeerTimeoutError) -> None:
