@@ -113,22 +113,25 @@ def test_bidirectional_return_frames_stay_raw(pattern):
     tx = NetGear(address=HOST, port=port, pattern=pattern, bidirectional_mode=True,
                  send_window=0, **VIDEO)
     back = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), np.uint8) for i in range(4)]
-    returned, received = [], []
+    returned, received, ended = [], [], []
 
     def serve() -> None:
         for i in range(4):
             message, image = rx.recv(return_data=back[i])
             received.append((message, image))
+        ended.append(rx.recv())  # the end of stream, acknowledged at once
 
     thread = threading.Thread(target=serve, daemon=True)
     try:
         thread.start()
         for i in range(4):
             returned.append(tx.send(frame(i), message=f"frame {i}"))
+        tx.close()
         thread.join(20)
     finally:
         tx.close()
         rx.close()
+    assert ended == [None] and len(received) == 4
     for i, (data, (message, image)) in enumerate(zip(returned, received)):
         assert message == f"frame {i}" and good(image, i)
         assert data.dtype == np.uint8 and np.array_equal(data, back[i])  # bit-exact, raw
