@@ -83,7 +83,7 @@ class Sender:
                 # a mode with other peers to fall back on may drop this frame instead
                 if not any(mode.peer_failed(channel) for mode in self.modes):
                     raise
-                self.stats.send_dropped += 1
+                self._count_drop()
                 return None
             self.stats.sent += 1
             if not self.returns_data:
@@ -105,7 +105,7 @@ class Sender:
         if sent:
             self.stats.sent += 1
         else:
-            self.stats.send_dropped += 1
+            self._count_drop()
         return None
 
     def _send_windowed(self, channel: Channel, parts: list[Any], seq: int) -> Any:
@@ -132,7 +132,7 @@ class Sender:
         except PeerTimeoutError:
             if not any(mode.peer_failed(channel) for mode in self.modes):
                 raise
-            self.stats.send_dropped += 1
+            self._count_drop()
             return result
         if not posted:
             raise ClosedError("closed while sending")
@@ -153,7 +153,7 @@ class Sender:
         except PeerTimeoutError as exc:
             self.inflight.done(pending, answered=False)
             if final or any(mode.peer_failed(pending.channel) for mode in self.modes):
-                self.stats.send_dropped += 1
+                self._count_drop()
                 return False, None
             raise PeerTimeoutError(f"{exc}, for the previous frame (send_window=1 collects "
                                    "each reply at the next send(); this frame was not "
@@ -211,6 +211,11 @@ class Sender:
         self.stats.keyframe_requests += 1
         for mode in self.modes:
             mode.request_keyframe()
+
+    def _count_drop(self) -> None:
+        self.stats.send_dropped += 1
+        if self.stateful:
+            self.request_keyframe()  # the next frame would build on one nobody received
 
     def _check_peers(self) -> None:
         """Ask for a keyframe when a peer may be new (a rebuilt socket, a subscriber that

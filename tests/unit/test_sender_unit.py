@@ -181,3 +181,16 @@ def test_a_raw_sender_asks_for_no_keyframes() -> None:
     link.channels[0].inbox.append(b"not even a message")
     tx.send(FRAME_A, None)
     assert tx.stats.keyframe_requests == 0 and len(link.channels[0].inbox) == 1
+
+
+def test_a_dropped_video_frame_makes_the_next_one_a_keyframe() -> None:
+    pytest.importorskip("av")
+    tx, link, _ = _sender(0, flag=1, video_codec="h264", video_gop=1000)
+    tx.send(VIDEO_FRAME, None)
+    link.channels[0].busy = True
+    tx.send(VIDEO_FRAME, None)  # frame 1: dropped (flag=NOBLOCK, queue full)
+    link.channels[0].busy = False
+    tx.send(VIDEO_FRAME, None)  # frame 2 would build on frame 1, which nobody got
+    tx.send(VIDEO_FRAME, None)
+    assert tx.stats.send_dropped == 1
+    assert _keyframes(link) == [0, 2]
