@@ -90,8 +90,9 @@ def test_restarted_receiver_process_asks_and_gets_a_picture_within_a_round_trip(
             second.kill()
     assert all(q >= GOOD for _, q in first.frames() + second.frames())
     entry = stats["streams"][str(port)]
-    # the frames already on their way when it asked; at 100 fps on loopback a handful
-    assert 1 <= entry["skipped"] <= 12, entry
+    # the frames already on their way when it asked: at 100 fps on loopback a handful
+    # (the bound leaves room for a loaded CI box; the GOP alone would be 100,000 frames)
+    assert 1 <= entry["skipped"] <= 30, entry
     shown = [i for i, _ in second.frames()]
     assert shown == list(range(shown[0], shown[0] + len(shown)))  # then every frame, in order
     assert tx.stats["keyframe_requests"] >= 1
