@@ -16,9 +16,17 @@ coded in horizontal bands on several threads by netgear.codecs.jpegstrips), ``h2
 tuning, constant quality, one keyframe per second at 30 fps). Everything runs in this
 one process, so machine noise hits all codecs alike.
 
+``--latency`` measures instead what a user of NetGear sees: frames sent at 30 fps over
+REQ/REP on 127.0.0.1 (``raw``; ``jpeg``: ``jpeg_compression=True``, q90, netgear's bands;
+``h264``/``hevc``: ``video_codec``), one-way latency from the moment ``send()`` is called
+to the moment ``recv()`` returns the decoded frame (encode, transport and decode; one
+process, one clock), p50 and p95, with bytes per frame. Contenders take turns, repeated
+``--reps`` times, so machine noise hits them alike.
+
 Usage::
 
     .venv/bin/python benchmarks/codecs_bench.py                       # ~2 minutes
+    .venv/bin/python benchmarks/codecs_bench.py --latency --codecs raw,jpeg,h264
     .venv/bin/python benchmarks/codecs_bench.py --frames 30 --sizes 640x480
     .venv/bin/python benchmarks/codecs_bench.py --clip my_camera.mp4 --codecs jpeg,h264
 
@@ -32,6 +40,7 @@ import math
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -151,6 +160,77 @@ def run(frames: list[np.ndarray], name: str) -> dict[str, float]:
             "psnr": statistics.fmean(quality), "psnr_min": min(quality)}
 
 
+_LATENCY_OPTIONS = {"raw": {}, "jpeg": {"jpeg_compression": True},
+                    "h264": {"video_codec": "h264"}, "hevc": {"video_codec": "hevc"}}
+
+
+def latency_run(frames: list[np.ndarray], name: str, fps: float, port: int
+                ) -> dict[str, float]:
+    """One-way latency through NetGear REQ/REP on loopback, frames paced at ``fps``."""
+    from netgear import NetGear
+
+    rx = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=True,
+                 receive_timeout=30.0)
+    tx = NetGear(address="127.0.0.1", port=port, pattern=1, **_LATENCY_OPTIONS[name])
+    sent_at: list[float] = []
+    latencies: list[float] = []
+
+    def receive() -> None:
+        while (frame := rx.recv()) is not None:
+            latencies.append(time.perf_counter() - sent_at[len(latencies)])
+            assert frame.shape == frames[0].shape
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
+    start = time.perf_counter()
+    try:
+        for i, frame in enumerate(frames):
+            delay = start + i / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # the camera's clock
+            sent_at.append(time.perf_counter())
+            tx.send(frame)
+        tx.close()
+        reader.join(30)
+        entry = next(iter(rx.stats["streams"].values()))
+    finally:
+        tx.close()
+        rx.close()
+    if len(latencies) != len(frames):
+        raise RuntimeError(f"{name}: {len(latencies)} of {len(frames)} frames arrived")
+    cut = len(latencies) // 10  # warm-up: the first frames open codecs and connections
+    kept = sorted(latencies[cut:])
+    return {"p50": kept[len(kept) // 2] * 1000, "p95": kept[int(len(kept) * 0.95)] * 1000,
+            "bytes": entry["bytes"] / entry["frames"]}
+
+
+def latency_table(args: argparse.Namespace, codecs: list[str]) -> None:
+    sys.path.insert(0, os.path.join(os.path.dirname(_HERE), "tests"))
+    from conftest import free_port
+
+    print(f"One-way latency through NetGear REQ/REP at {args.fps:g} fps on 127.0.0.1, "
+          f"{args.frames} frames per run (first 10 % left out), {args.reps} interleaved "
+          f"runs per contender (median of their p50 and p95); {os.cpu_count()} CPUs\n")
+    print("| size | codec | latency p50 ms | latency p95 ms | p50 spread over runs "
+          "| bytes/frame | Mbit/s @30fps |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for size in args.sizes.split(","):
+        width, height = (int(v) for v in size.split("x"))
+        frames = list(content.scene(width, height, args.frames))
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in codecs}
+        for rep in range(args.reps):
+            for name in codecs:
+                print(f"{size} {name} run {rep + 1} ...", file=sys.stderr, flush=True)
+                runs[name].append(latency_run(frames, name, args.fps, free_port()))
+        for name, results in runs.items():
+            p50s = [r["p50"] for r in results]
+            mean_bytes = statistics.fmean(r["bytes"] for r in results)
+            print(f"| {size} | {name} | {statistics.median(p50s):.1f} "
+                  f"| {statistics.median(r['p95'] for r in results):.1f} "
+                  f"| {min(p50s):.1f}-{max(p50s):.1f} | {mean_bytes:,.0f} "
+                  f"| {mean_bytes * 8 * 30 / 1e6:.1f} |", flush=True)
+
+
 def _fmt_db(value: float) -> str:
     return "lossless" if math.isinf(value) else f"{value:.1f}"
 
@@ -161,11 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--codecs", default=",".join(CODECS))
     parser.add_argument("--clip", help="a video file to use instead of the generated scene")
+    parser.add_argument("--latency", action="store_true",
+                        help="one-way latency through NetGear instead of codec costs")
+    parser.add_argument("--fps", type=float, default=30.0, help="--latency: sending rate")
+    parser.add_argument("--reps", type=int, default=3, help="--latency: runs per contender")
     args = parser.parse_args(argv)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
-    unknown = set(codecs) - set(CODECS)
+    known = _LATENCY_OPTIONS if args.latency else CODECS
+    unknown = set(codecs) - set(known)
     if unknown:
-        parser.error(f"unknown codecs {sorted(unknown)}; pick from {', '.join(CODECS)}")
+        parser.error(f"unknown codecs {sorted(unknown)}; pick from {', '.join(known)}")
+    if args.latency:
+        latency_table(args, codecs)
+        return 0
     source = f"clip {args.clip}" if args.clip else "content.scene (seed 0, noise sigma 2.0)"
     print(f"Content: {source}; {args.frames} frames per size; {os.cpu_count()} CPUs\n")
     print("| size | codec | bytes/frame | Mbit/s @30fps | vs JPEG q90 | encode ms | decode ms "

@@ -120,3 +120,107 @@ def test_ten_thousand_frames_keep_memory_flat():
     finally:
         encoder.close()
         decoder.close()
+
+
+# -- through NetGear: a raw ZeroMQ peer sends forged video messages ------------------------
+def _hostile(meta: dict, payload: bytes) -> list[tuple[str, object, bytes, object]]:
+    """(name, meta, payload, header codec) of forged packets around a real one."""
+    flipped = bytearray(payload)
+    for at in range(20, len(flipped), 7):
+        flipped[at] ^= 0x5A
+    return [
+        ("garbage keyframe", {**meta, "k": True}, bytes(range(256)) * 4, "h264"),
+        ("bit-flipped keyframe", meta, bytes(flipped), "h264"),
+        ("truncated keyframe", meta, payload[: len(payload) // 3], "h264"),
+        ("no video header", None, payload, "h264"),
+        ("codec mismatch", meta, payload, "hevc"),
+        ("shape does not fit", {**meta, "s": [999, 999, 3]}, payload, "h264"),
+        ("odd coded size", {**meta, "w": 161}, payload, "h264"),
+        ("8K over the budget", {**meta, "w": 8192, "h": 8192, "s": [8192, 8192, 3]},
+         payload, "h264"),
+        ("empty payload", meta, b"", "h264"),
+        ("bad keyframe flag", {**meta, "k": "yes"}, payload, "h264"),
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_forged_video_messages_are_dropped_counted_and_the_receiver_keeps_serving():
+    import zmq
+    from conftest import free_port
+    from video_helpers import video_message, video_packets
+
+    from netgear import NetGear
+
+    frames = scene(160, 120, 8)
+    packets = video_packets(frames, video_gop=4)  # keyframes at 0 and 4
+    hostile = _hostile(*packets[0])
+    port = free_port()
+    rx = NetGear(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
+                 receive_timeout=10.0, max_decoded_bytes=64 * MIB)
+    ctx = zmq.Context()
+    peer = ctx.socket(zmq.PAIR)
+    seq = iter(range(10**6))
+    try:
+        peer.connect(f"tcp://127.0.0.1:{port}")
+        for meta, data in packets[:2]:  # a stream in progress
+            peer.send_multipart(video_message(next(seq), meta, data))
+        shown = [rx.recv(), rx.recv()]
+        for _name, meta, data, codec in hostile:
+            peer.send_multipart(video_message(next(seq), meta, data, codec))
+        for meta, data in packets[2:]:  # P-frames on a reset decoder, then a keyframe
+            peer.send_multipart(video_message(next(seq), meta, data))
+        shown += [rx.recv() for _ in range(4)]
+        stats = rx.stats
+    finally:
+        peer.close(0)
+        ctx.term()
+        rx.close()
+    for frame, out in zip(frames[:2] + frames[4:], shown):
+        assert psnr(frame, out) >= 30.0  # nothing forged, nothing half-decoded came out
+    entry = stats["streams"][str(port)]
+    assert stats["bad_messages"] + stats["refused"] == len(hostile)
+    assert stats["refused"] == 1  # the 8K one: over max_decoded_bytes before decoding
+    # the decoder was reset: frames 2 and 3 had no reference any more
+    assert entry["skipped"] == 2 and entry["frames"] == 4 + 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_netgear_video_stream_keeps_memory_flat_and_close_stops_the_codec_threads():
+    import os
+    import time
+
+    from conftest import free_port
+
+    from netgear import NetGear
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    frames = scene(160, 120, 16)
+    before = threads()
+    port = free_port()
+    rx = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=True,
+                 receive_timeout=20.0)
+    tx = NetGear(address="127.0.0.1", port=port, pattern=1, video_codec="h264", video_gop=30)
+    process = psutil.Process()
+    baseline = None
+    try:
+        for i in range(2_000):
+            if i == 300:
+                baseline = process.memory_info().rss  # after warm-up (allocator pools)
+            frame = frames[i % len(frames)]
+            tx.send(frame if i < 1_000 else frame[:90, :130])  # a size change half-way
+            assert rx.recv().shape == (frame.shape if i < 1_000 else (90, 130, 3))
+        growth = process.memory_info().rss - baseline
+        assert threads() > before  # x264's and FFmpeg's threads, libzmq's
+        start = time.monotonic()
+        tx.close()
+        rx.close()
+        took = time.monotonic() - start
+    finally:
+        tx.close()
+        rx.close()
+    assert growth < 8 * MIB, f"RSS grew {growth / MIB:.1f} MiB over 1,700 frames"
+    assert took < 3.0
+    assert threads() == before  # every codec and libzmq thread joined

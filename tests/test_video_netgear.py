@@ -18,11 +18,9 @@ import pytest
 import zmq
 from conftest import free_port
 from helpers import Collector
-from video_helpers import psnr, scene
+from video_helpers import psnr, scene, video_message, video_packets
 
 from netgear import NetGear, OptionError, PayloadError
-from netgear.codecs.video import VideoCodecEncoder
-from netgear.core.wire import FRAME, Outgoing, encode
 
 HOST = "127.0.0.1"
 # 160x120 camera-like content codes at ~33 dB; a P-frame decoded on a wrong or missing
@@ -126,12 +124,34 @@ try:
     NetGear(pattern=1, video_codec="h264")
 except DependencyError as exc:
     print("DEP", exc)
+# a receiver needs no option, so it learns at the first H.264 frame: recv() says what to
+# install, after replying (the REQ peer is not left waiting), and serves on
+import time, msgpack, zmq
+port = int(sys.argv[1])
+rx = NetGear(address="127.0.0.1", port=port, pattern=1, receive_mode=True, receive_timeout=5)
+ctx = zmq.Context()
+req = ctx.socket(zmq.REQ)
+req.connect(f"tcp://127.0.0.1:{port}")
+meta = {"c": "h264", "w": 2, "h": 2, "s": [2, 2, 3], "k": True, "q": 0}
+req.send_multipart([msgpack.packb({"v": 1, "k": 0, "s": 0, "t": time.time(), "i": 5,
+                                   "c": "h264", "y": meta}), b"x"])
+try:
+    rx.recv()
+except DependencyError as exc:
+    print("RECV", exc)
+print("REPLY", req.poll(5000))
+req.close(0)
+ctx.term()
+rx.close()
 """
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, str(free_port())], capture_output=True,
+                          text=True,
                           timeout=60, env=env)
     assert done.returncode == 0, done.stderr
-    assert "DEP" in done.stdout and "netgear[video]" in done.stdout
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert "netgear[video]" in lines["DEP"] and "netgear[video]" in lines["RECV"]
+    assert lines["REPLY"] != "0"
 
 
 def test_receiver_ignores_video_options_and_non_uint8_frames_are_refused():
@@ -148,25 +168,10 @@ def test_receiver_ignores_video_options_and_non_uint8_frames_are_refused():
         rx.close()
 
 
-def raw_video_messages(frames: list[np.ndarray], **options) -> list[list]:
-    """The wire messages a video sender makes for ``frames`` (first one a keyframe)."""
-    encoder = VideoCodecEncoder({"video_codec": "h264", **options})
-    messages = []
-    try:
-        for seq, frame in enumerate(frames):
-            out = Outgoing(FRAME, seq, frame)
-            encoder.encode(frame, out)
-            out.extra["i"] = 7
-            messages.append([bytes(p) if not isinstance(p, bytes) else p
-                             for p in encode(out)])
-    finally:
-        encoder.close()
-    return messages
-
-
 def test_frames_without_a_reference_are_skipped_and_counted_not_returned():
     frames = scene(160, 120, 8)
-    messages = raw_video_messages(frames, video_gop=4)  # keyframes at 0 and 4
+    packets = video_packets(frames, video_gop=4)  # keyframes at 0 and 4
+    messages = [video_message(seq, meta, data) for seq, (meta, data) in enumerate(packets)]
     port = free_port()
     rx = NetGear(address=HOST, port=port, pattern=0, receive_mode=True, receive_timeout=10.0)
     ctx = zmq.Context()
@@ -184,3 +189,30 @@ def test_frames_without_a_reference_are_skipped_and_counted_not_returned():
         peer.close(0)
         ctx.term()
         rx.close()
+
+
+def test_any_frame_size_and_gray_come_back_as_sent_and_a_size_change_needs_no_skip():
+    base = scene(161, 121, 1)[0]
+    sent = [base[:1, :1], base[:17, :33], base[:120, :160, 0], base[:120, :160, :1],
+            base[:121, :161], base[:90, :130], base[:121, :161]]
+    port = free_port()
+    rx = NetGear(address=HOST, port=port, pattern=1, receive_mode=True, receive_timeout=10.0)
+    tx = NetGear(address=HOST, port=port, pattern=1, video_codec="h264", video_gop=100_000)
+    try:
+        got = []
+        for frame in sent:
+            tx.send(frame)
+            got.append(rx.recv())
+        tx.close()
+        stats = rx.stats
+    finally:
+        tx.close()
+        rx.close()
+    for frame, out in zip(sent, got):
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        if min(frame.shape[:2]) >= 16:
+            assert psnr(frame, out) >= GOOD
+        else:  # a 1x1 frame: padded to 2x2 and cropped back
+            assert np.abs(out.astype(int) - frame.astype(int)).mean() < 12
+    # each size change re-opened the encoder with a keyframe: nothing waited for one
+    assert stats["streams"][str(port)]["skipped"] == 0

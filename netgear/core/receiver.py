@@ -10,7 +10,7 @@ from typing import Any
 
 from ..codecs import Decoder, new_decoder
 from ..codecs.registry import check_accepted
-from ..errors import FrameRefusedError, PeerTimeoutError, WireFormatError
+from ..errors import DependencyError, FrameRefusedError, PeerTimeoutError, WireFormatError
 from ..link import Channel, Link
 from ..modes import DELIVER, DROP, FINISH, Mode
 from .frameinfo import FrameInfo
@@ -205,12 +205,18 @@ class Receiver:
                     break  # still answered below, with its own sequence number
                 incoming.source = named
         verdict = DROP if refused else self._judge(incoming)
+        policy = self.settings.policy
+        wants_keyframe = policy.two_way and self._wants_keyframe(incoming, verdict)
         if self.needs_reply or (incoming is not None and incoming.kind == END
-                                and self.settings.policy.acknowledges_end):
+                                and policy.acknowledges_end):
             # Reply before decoding the payload: the sender prepares its next frame
             # (e.g. JPEG-encodes it) while this side decodes the current one.
             self._reply(channel, incoming, self._reply_data(incoming, verdict, return_data),
-                        self._wants_keyframe(incoming, verdict))
+                        wants_keyframe)
+        elif wants_keyframe:
+            # PAIR owes no reply per frame: a reply-shaped notice asks for the keyframe,
+            # which the sender reads before its next frame
+            self._reply(channel, incoming, None, keyframe=True)
         if verdict == FINISH:
             logger.log(self.verbose, "end of stream")
         elif verdict == DELIVER and incoming is not None and not refused:
@@ -264,8 +270,9 @@ class Receiver:
             return False
         try:
             return self._decoder(incoming).needs_keyframe(incoming)
-        except WireFormatError:
-            return False  # refused or unknown codec: decoding reports it
+        except (WireFormatError, DependencyError):
+            return False  # refused, unknown or not installed: decoding reports it, after
+            # the reply went out (a REP socket that raised before replying would be stuck)
 
     def _decode_now(self, incoming: Incoming) -> bool:
         """Conflate's reader: decode a stateful codec's frame at once; False if it failed."""

@@ -53,13 +53,16 @@ class Sender:
         # stateful codecs: a keyframe was asked for before frame `keyframe_from`, so a
         # receiver's request about an earlier frame is already being answered
         self.keyframe_from = 0
-        self.rebuilds = 0  # Lazy Pirate rebuilds seen: a rebuilt socket may reach a new peer
+        # Lazy Pirate rebuilds and PUB/SUB subscriptions seen: a new peer may be listening
+        self.peer_events = 0
+        # a mode's codec keeps state between frames (video): keyframes matter
+        self.stateful = any(mode.keyframes for mode in modes)
+        # PAIR owes no reply per frame, so its receiver asks for keyframes unasked
+        self.reads_notices = self.stateful and not needs_reply and settings.policy.two_way
 
     def send(self, frame: np.ndarray | None, message: Any) -> Any:
-        rebuilds = sum(c.rebuilds for c in self.transport.channels)
-        if rebuilds != self.rebuilds:
-            self.rebuilds = rebuilds
-            self.request_keyframe()
+        if self.stateful:
+            self._check_peers()
         out = self._outgoing(FRAME, frame, message)
         for mode in self.modes:
             mode.on_send(out)
@@ -80,7 +83,7 @@ class Sender:
                 # a mode with other peers to fall back on may drop this frame instead
                 if not any(mode.peer_failed(channel) for mode in self.modes):
                     raise
-                self.stats.send_dropped += 1
+                self._count_drop()
                 return None
             self.stats.sent += 1
             if not self.returns_data:
@@ -102,7 +105,7 @@ class Sender:
         if sent:
             self.stats.sent += 1
         else:
-            self.stats.send_dropped += 1
+            self._count_drop()
         return None
 
     def _send_windowed(self, channel: Channel, parts: list[Any], seq: int) -> Any:
@@ -129,7 +132,7 @@ class Sender:
         except PeerTimeoutError:
             if not any(mode.peer_failed(channel) for mode in self.modes):
                 raise
-            self.stats.send_dropped += 1
+            self._count_drop()
             return result
         if not posted:
             raise ClosedError("closed while sending")
@@ -150,7 +153,7 @@ class Sender:
         except PeerTimeoutError as exc:
             self.inflight.done(pending, answered=False)
             if final or any(mode.peer_failed(pending.channel) for mode in self.modes):
-                self.stats.send_dropped += 1
+                self._count_drop()
                 return False, None
             raise PeerTimeoutError(f"{exc}, for the previous frame (send_window=1 collects "
                                    "each reply at the next send(); this frame was not "
@@ -209,9 +212,33 @@ class Sender:
         for mode in self.modes:
             mode.request_keyframe()
 
+    def _count_drop(self) -> None:
+        self.stats.send_dropped += 1
+        if self.stateful:
+            self.request_keyframe()  # the next frame would build on one nobody received
+
+    def _check_peers(self) -> None:
+        """Ask for a keyframe when a peer may be new (a rebuilt socket, a subscriber that
+        joined) or a PAIR receiver asked for one."""
+        channels = self.transport.channels
+        events = sum(c.rebuilds + c.joins for c in channels)
+        if events != self.peer_events:
+            self.peer_events = events
+            self.request_keyframe()
+        if not self.reads_notices:
+            return
+        for channel in channels:
+            for parts in self.transport.notices(channel):
+                try:
+                    notice = decode(parts)
+                except WireFormatError:
+                    continue  # not ours: nothing to do for it
+                if notice.kind == REPLY and notice.header.get(KEYFRAME_REQUEST) is True:
+                    self._keyframe_asked(notice.seq)
+
     def _keyframe_asked(self, seq: int) -> None:
         """A receiver could not show frame ``seq`` for want of a reference picture."""
-        if seq >= self.keyframe_from:
+        if self.stateful and seq >= self.keyframe_from:
             self.request_keyframe()
 
     def _explain(self, channel: Channel, exc: PeerTimeoutError) -> None:

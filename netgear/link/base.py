@@ -32,6 +32,7 @@ class Channel(Protocol):
     in_flight: int  # requests sent and not yet answered (netgear.core.inflight counts)
     rebuilds: int  # Lazy Pirate rebuilds so far
     peer: str | None  # with want_peer: the authenticated key (ZAP User-Id) of the last message
+    joins: int  # peers that announced themselves so far (PUB/SUB subscriptions)
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
         """Size the send queue from the first frame (before the channel connects)."""
@@ -60,6 +61,10 @@ class Link(Protocol):
     def post(self, channel: Any, parts: list[Any], *, copy: bool, timeout: float,
              retries: int, stop: Stop = never) -> bool:
         """Send a request whose reply a later ``request(sent=True)`` collects."""
+
+    def notices(self, channel: Any) -> list[list[Any]]:
+        """Messages a peer sent a fire-and-forget sender unasked, read without waiting
+        (a PAIR receiver asking for a keyframe); [] before the channel has opened."""
 
     def receive_any(self, channels: Sequence[Any], timeout: float | None, copy: bool,
                     stop: Stop) -> tuple[Any, list[Any]] | None:

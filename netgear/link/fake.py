@@ -30,6 +30,7 @@ class FakeChannel:
         self.peer: str | None = None
         self.in_flight = 0
         self.rebuilds = 0
+        self.joins = 0
         self.queue_frames = 0  # fit_queue's result, as a sender sized it
         self.connected = True  # what ready() reports
         self.busy = False  # a full send queue: drop_if_busy sends are refused
@@ -136,6 +137,11 @@ class FakeLink:
             if channel.inbox:
                 return channel, channel.inbox.popleft()
         return None  # what the real link returns once ``timeout`` has passed
+
+    def notices(self, channel: FakeChannel) -> list[list[Any]]:
+        found = list(channel.inbox)
+        channel.inbox.clear()
+        return found
 
     def reply(self, channel: FakeChannel, parts: list[Any]) -> None:
         channel.replies.append(_owned(parts))

@@ -36,6 +36,9 @@ class Mode:
     carries_message: ClassVar[bool] = False
     # True: recv(return_data=...) travels back and send() returns it.
     returns_data: ClassVar[bool] = False
+    # True: the mode's codec keeps state between frames, so a fire-and-forget PAIR sender
+    # reads the keyframe requests its receiver sends unasked.
+    keyframes: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -43,6 +43,7 @@ class VideoMode(Mode):
     """``video_codec="h264"`` or ``"hevc"``: the sender encodes frames as video."""
 
     key = "video_codec"
+    keyframes = True
     options: ClassVar[tuple[Option, ...]] = (
         Option("video_codec", (str,), None,
                "Sender: 'h264' or 'hevc' encodes frames as video through PyAV (the extra "

@@ -115,3 +115,82 @@ def test_frame_over_max_frame_bytes_is_refused_before_sending(limit: int) -> Non
     with pytest.raises(PayloadError, match="max_frame_bytes"):
         tx.send(np.zeros(2048, np.uint8), None)
     assert link.channels[0].sent == []
+
+
+# -- keyframes for a stateful codec (video_codec) ---------------------------------------
+def _keyframes(link) -> list[int]:
+    sent = [decode(p) for p in link.channels[0].sent]
+    return [m.seq for m in sent if m.kind == FRAME and m.header["y"]["k"]]
+
+
+def _asking_for(seqs: set[int]):
+    """A REQ/REP peer whose reply to each frame in ``seqs`` asks for a keyframe."""
+    from netgear.core.wire import KEYFRAME_REQUEST, REPLY, Outgoing, encode
+
+    def answer(parts):
+        seq = decode(parts).seq
+        out = Outgoing(REPLY, seq)
+        if seq in seqs:
+            out.extra[KEYFRAME_REQUEST] = True
+        return encode(out)
+
+    return answer
+
+
+VIDEO_FRAME = np.zeros((16, 16, 3), np.uint8)
+
+
+def test_a_burst_of_keyframe_requests_costs_one_keyframe() -> None:
+    pytest.importorskip("av")
+    tx, link, _ = _sender(1, video_codec="h264", video_gop=1000)
+    link.channels[0].answer = _asking_for({1, 2})
+    for _ in range(6):
+        tx.send(VIDEO_FRAME, None)
+    # reply 1 is read in send(2), after frame 2 was encoded: frame 3 is the keyframe, and
+    # reply 2's request (about a frame sent before it was asked for) is already answered
+    assert _keyframes(link) == [0, 3]
+    assert tx.stats.keyframe_requests == 1
+
+
+def test_a_pair_receivers_notice_a_join_and_a_rebuild_each_bring_a_keyframe() -> None:
+    pytest.importorskip("av")
+    from netgear.core.wire import KEYFRAME_REQUEST, REPLY
+
+    from .fakes import message
+
+    tx, link, _ = _sender(0, video_codec="h264", video_gop=1000)
+    channel = link.channels[0]
+    tx.send(VIDEO_FRAME, None)
+    tx.send(VIDEO_FRAME, None)
+    channel.inbox.append(message(REPLY, 1, **{KEYFRAME_REQUEST: True}))  # about frame 1
+    tx.send(VIDEO_FRAME, None)  # frame 2: read the notice first, so this one is a keyframe
+    tx.send(VIDEO_FRAME, None)
+    channel.joins += 1
+    tx.send(VIDEO_FRAME, None)  # frame 4
+    channel.rebuilds += 1
+    tx.send(VIDEO_FRAME, None)  # frame 5
+    tx.send(VIDEO_FRAME, None)
+    assert _keyframes(link) == [0, 2, 4, 5]
+    assert tx.stats.keyframe_requests == 3
+
+
+def test_a_raw_sender_asks_for_no_keyframes() -> None:
+    tx, link, _ = _sender(0)
+    tx.send(FRAME_A, None)
+    link.channels[0].rebuilds += 1
+    link.channels[0].inbox.append(b"not even a message")
+    tx.send(FRAME_A, None)
+    assert tx.stats.keyframe_requests == 0 and len(link.channels[0].inbox) == 1
+
+
+def test_a_dropped_video_frame_makes_the_next_one_a_keyframe() -> None:
+    pytest.importorskip("av")
+    tx, link, _ = _sender(0, flag=1, video_codec="h264", video_gop=1000)
+    tx.send(VIDEO_FRAME, None)
+    link.channels[0].busy = True
+    tx.send(VIDEO_FRAME, None)  # frame 1: dropped (flag=NOBLOCK, queue full)
+    link.channels[0].busy = False
+    tx.send(VIDEO_FRAME, None)  # frame 2 would build on frame 1, which nobody got
+    tx.send(VIDEO_FRAME, None)
+    assert tx.stats.send_dropped == 1
+    assert _keyframes(link) == [0, 2]

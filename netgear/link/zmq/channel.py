@@ -63,6 +63,7 @@ class Channel:
         self.ipv6 = ipv6
         self.sock: zmq.Socket | None = None
         self.rebuilds = 0
+        self.joins = 0  # XPUB: subscriptions seen (each subscriber's, with XPUB_VERBOSE)
         self.timeouts: dict[int, int] = {}  # SNDTIMEO/RCVTIMEO currently set on sock
         self.queue_frames = QUEUE_FRAMES
         self.fitted = False  # the send queue was sized from the first frame

@@ -46,6 +46,10 @@ def base_options(settings: Settings) -> SocketHook:
     def apply(sock: zmq.Socket, channel: Channel) -> None:
         if policy.fans_out and receiving:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if not receiving and policy.fans_out:
+            # every subscriber's subscription is reported, not only the first: a joining
+            # subscriber is how a video sender knows to send a keyframe now
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         if not receiving and not policy.fans_out:
             # queue nothing for a peer that is not connected: send() waits instead (bounded)
             sock.setsockopt(zmq.IMMEDIATE, 1)

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_LINGER_MS = 500  # how long a closing socket may still flush its last messages
 END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
+MAX_NOTICES = 64  # unasked messages read per notices() call
 
 
 class Transport:
@@ -95,7 +96,7 @@ class Transport:
         for attempt in range(retries + 1):
             sock = self._sock(channel)
             if channel.socket_type == zmq.XPUB:
-                drain_subscriptions(sock)
+                channel.joins += drain_subscriptions(sock)
             with translate_errors("send"):
                 if drop_if_busy:
                     try:
@@ -243,6 +244,22 @@ class Transport:
                 self._poll.register(self._sock(channel), zmq.POLLIN)
             self._polled = socks
         return self._poll
+
+    def notices(self, channel: Channel) -> list[list[Any]]:
+        """Messages a peer sent this sender unasked (PAIR keyframe requests), without waiting.
+
+        Never opens a deferred socket; at most a queue's worth per call.
+        """
+        sock, found = channel.sock, []
+        if sock is None:
+            return found
+        with translate_errors("receive"):
+            while len(found) < MAX_NOTICES:
+                try:
+                    found.append(sock.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+        return found
 
     def reply(self, channel: Channel, parts: list[Any]) -> None:
         """Queue a reply without waiting: never block on a peer that has gone.

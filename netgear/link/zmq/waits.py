@@ -91,9 +91,12 @@ def wait_released(tracker: zmq.MessageTracker, deadline: float | None,
     return True
 
 
-def drain_subscriptions(sock: zmq.Socket) -> None:
-    # XPUB queues a notice per subscribe/unsubscribe transition; nobody reads them, and
-    # libzmq would keep them forever on a publisher that runs for months.
+def drain_subscriptions(sock: zmq.Socket) -> int:
+    """Read the XPUB's queued notices; returns how many were subscriptions (joins)."""
+    # XPUB queues a notice per subscribe/unsubscribe; if nobody read them, libzmq would
+    # keep them forever on a publisher that runs for months.
+    joins = 0
     with contextlib.suppress(zmq.ZMQError):
         while True:
-            sock.recv(zmq.NOBLOCK, copy=True)
+            joins += sock.recv(zmq.NOBLOCK, copy=True)[:1] == b"\x01"
+    return joins
