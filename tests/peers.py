@@ -156,7 +156,8 @@ class Peer:
                    "--pattern", str(pattern), "--port", json.dumps(port)]
         for key, value in args.items():
             flag = "--" + key.replace("_", "-")
-            command += [flag, json.dumps(value) if key == "options" else str(value)]
+            as_json = key == "options" or isinstance(value, list)
+            command += [flag, json.dumps(value) if as_json else str(value)]
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._changed = threading.Condition()
@@ -278,11 +279,13 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--quiet", type=int, default=0)  # sender: no line per frame
+    parser.add_argument("--address", default="127.0.0.1",  # a list of hubs as JSON
+                        type=lambda text: json.loads(text) if text.startswith("[") else text)
     args = parser.parse_args()
     from netgear import NetGear
 
     receiving = args.role == "receiver"
-    gear = NetGear(address="127.0.0.1", port=args.port, pattern=args.pattern,
+    gear = NetGear(address=args.address, port=args.port, pattern=args.pattern,
                    receive_mode=receiving, **args.options)
     try:
         (_run_receiver if receiving else _run_sender)(args, gear)

@@ -32,7 +32,8 @@ class NetGear:
     """Send (``receive_mode=False``) or receive (``True``) frames and data over ZeroMQ.
 
     ``pattern``: 0 PAIR, 1 REQ/REP, 2 PUB/SUB. The receiver binds ``address:port``
-    (default ``*:5555``), the sender connects (default ``localhost:5555``). Modes
+    (default ``*:5555``), the sender connects (default ``localhost:5555``; a list of hub
+    addresses fails over between them, see docs/reliability.md). Modes
     and tuning come through ``**options``; every key is checked here, before any
     socket opens. See docs/options.md.
     """

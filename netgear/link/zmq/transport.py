@@ -22,6 +22,7 @@ from ...core.settings import Settings
 from ...errors import PeerTimeoutError, TransportError
 from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
+from .failover import Hubs, at_each_hub
 from .sockopts import base_options
 from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
 
@@ -58,6 +59,16 @@ class Transport:
                 Channel(self.context, socket_type, settings.endpoints(), settings.binds, hooks,
                         settings.port, settings.ipv6)
             ]
+        # a sender given several hub addresses: see failover.py for the rule
+        self.hubs: dict[Channel, Hubs] = {}
+        if len(settings.addresses) > 1:
+            for channel in self.channels:
+                endpoints = settings.hub_endpoints(channel.label)
+                if policy.fans_out:
+                    channel.endpoints = endpoints  # a publisher feeds every hub at once
+                else:
+                    self.hubs[channel] = Hubs(endpoints)
+                    channel.endpoints = endpoints[:1]
         if not settings.receive_mode and policy.connects_at_first_frame:
             for channel in self.channels:
                 channel.deferred = True
@@ -85,9 +96,25 @@ class Transport:
             self.close()
             raise
 
+    def _at_each_hub(self, channel: Channel, attempt: Callable[[bool], Any],
+                     final: bool = False) -> Any:
+        hubs = self.hubs.get(channel)
+        return attempt(True) if hubs is None or final else at_each_hub(channel, hubs, attempt)
+
     # -- sending ------------------------------------------------------------------------
     def send(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
              timeout: float, retries: int, drop_if_busy: bool, stop: Stop = never) -> bool:
+        """Queue ``parts`` once the socket can take them, failing over when a hub list says so.
+
+        Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
+        """
+        return self._at_each_hub(channel, lambda first: self._send_at_hub(
+            channel, parts, copy=copy, track=track, timeout=timeout, retries=retries,
+            drop_if_busy=drop_if_busy, stop=stop))
+
+    def _send_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
+                     timeout: float, retries: int, drop_if_busy: bool,
+                     stop: Stop = never) -> bool:
         """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
 
         Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
@@ -137,6 +164,15 @@ class Transport:
                 retries: int, accept: Callable[[list[Any]], bool],
                 stop: Stop = never, final: bool = False,
                 sent: bool = False) -> list[Any] | None:
+        """:meth:`_request_at_hub`, moved to the next hub when one exhausts its budget."""
+        return self._at_each_hub(channel, lambda first: self._request_at_hub(
+            channel, parts, copy=copy, timeout=timeout, retries=retries, accept=accept,
+            stop=stop, final=final, sent=sent and first), final)
+
+    def _request_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool,
+                        timeout: float, retries: int, accept: Callable[[list[Any]], bool],
+                        stop: Stop = never, final: bool = False,
+                        sent: bool = False) -> list[Any] | None:
         """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
 
         ``accept`` tells a reply to this request from a stale one, which is skipped.
@@ -175,6 +211,12 @@ class Transport:
 
     def post(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
              retries: int, stop: Stop = never) -> bool:
+        """:meth:`_post_at_hub`, moved to the next hub when one exhausts its budget."""
+        return self._at_each_hub(channel, lambda first: self._post_at_hub(
+            channel, parts, copy=copy, timeout=timeout, retries=retries, stop=stop))
+
+    def _post_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
+                     retries: int, stop: Stop = never) -> bool:
         """Send a request without waiting for its reply (``request(sent=True)`` collects it).
 
         Rebuilds the socket between attempts like :meth:`request`; False when ``stop()``
