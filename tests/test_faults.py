@@ -1,0 +1,146 @@
+"""Faults measured across real network namespaces: loss and delay, outages, a dead link.
+
+Sender in namespace A, hub in B (``tests/netns.py``). The bridged shape puts the lossy,
+delaying bridge in a third namespace between them; the pair shape is used for outages
+(``link_down`` takes B's end down: no FIN, no RST, packets just vanish). Every process
+runs in ``try/finally`` and is killed by PID; the namespaces go with the topology.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from netns import Topology, available, bridged, pair
+from peers import Peer
+
+pytestmark = pytest.mark.slow
+
+PORT = 9100  # inside our own namespaces, where nothing else listens
+LOSSY = {"request_timeout": 2.0, "max_retries": 5}
+
+
+@pytest.fixture(autouse=True)
+def needs_namespaces() -> Iterator[None]:
+    reason = available()
+    if reason is not None:
+        pytest.skip(f"fault tests need network namespaces: {reason}")
+    yield
+
+
+def _hub(topo: Topology, pattern: int, port: int = PORT, ns: str = "b",
+         **options: object) -> Peer:
+    return Peer("receiver", pattern, port, netns=topo.name(ns), address="*",
+                options=options).wait_ready(20)
+
+
+def _camera(topo: Topology, pattern: int, address: object, count: int,
+            interval: float = 0.0, **options: object) -> Peer:
+    return Peer("sender", pattern, PORT, netns=topo.name("a"), address=address,
+                count=count, interval=interval, options=options)
+
+
+def _longest_gap(peer: Peer) -> float:
+    times = [t for t, line in zip(list(peer.stamps), list(peer.lines))
+             if line.startswith("frame ")]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+def test_loss_and_delay_req_rep_loses_nothing_pub_sub_drops_are_counted() -> None:
+    """5 % loss, 50 ms ± 20 ms each way."""
+    peers: list[Peer] = []
+    try:
+        with bridged(loss=0.05, delay=0.05, jitter=0.02, seed=3) as topo:
+            hub = _hub(topo, 1)
+            peers.append(hub)
+            cam = _camera(topo, 1, topo.addr["b"], 40, **LOSSY)
+            peers.append(cam)
+            cam.wait_for(lambda lines: "done" in lines, 60)
+            hub.wait_for(lambda lines: "end" in lines, 10)
+            assert hub.values() == list(range(40)), "REQ/REP lost or reordered a frame"
+
+            sub = _hub(topo, 2, subscriber_timeout=5.0)
+            peers.append(sub)
+            pub = _camera(topo, 2, topo.addr["b"], 150, 0.03)  # 4.5 s: joins take RTTs
+            peers.append(pub)
+            pub.wait_for(lambda lines: "done" in lines, 60)
+            stats = sub.stats(20)
+            bridge = topo.bridge_stats()
+    finally:
+        for peer in peers:
+            peer.kill()
+    got = sub.values()
+    assert got, "the subscriber got nothing"
+    (stream,) = stats["streams"].values()
+    # every frame after the subscriber joined is either delivered or counted as dropped
+    assert len(got) + stream["dropped"] == 150 - got[0], (len(got), stream, got[:3])
+    assert got == sorted(got)
+    print(f"PUB/SUB over 5 % loss: {len(got)} of {150 - got[0]} delivered after joining, "
+          f"{stream['dropped']} counted as dropped")
+    # the bridge did drop packets: TCP hid them (retransmits), so the loss was real
+    assert sum(d["dropped"] for d in bridge.values() if isinstance(d, dict)) > 0
+
+
+def test_link_down_5s_req_rep_resumes_by_itself() -> None:
+    """An outage shorter than the retry budget: no restart, nothing lost, stall reported."""
+    peers: list[Peer] = []
+    try:
+        with pair() as topo:
+            hub = _hub(topo, 1)
+            peers.append(hub)
+            cam = _camera(topo, 1, topo.addr["b"], 120, 0.02, request_timeout=1.0,
+                          max_retries=9)
+            peers.append(cam)
+            hub.wait_for(lambda lines: len(lines) > 30, 20)
+            topo.link_down()
+            time.sleep(5.0)  # the outage itself, not a synchronisation
+            topo.link_up()
+            cam.wait_for(lambda lines: "done" in lines, 40)
+            hub.wait_for(lambda lines: "end" in lines, 10)
+    finally:
+        for peer in peers:
+            peer.kill()
+    assert hub.values() == list(range(120)), "REQ/REP lost a frame across the outage"
+    stall = _longest_gap(hub)
+    print(f"longest stall across a 5 s outage: {stall:.2f}s")
+    # the outage, plus at most one request_timeout until the next rebuild connects again
+    assert 4.5 <= stall <= 5.0 + 1.0 + 4.0, f"longest stall {stall:.2f}s"
+
+
+def test_link_down_for_good_fails_over_or_raises_within_the_bound() -> None:
+    """B's link never returns: a sender with a second hub moves there, one without raises."""
+    budget = 0.5 * (3 + 1)  # request_timeout x (max_retries + 1)
+    opts = {"request_timeout": 0.5, "max_retries": 3}
+    peers: list[Peer] = []
+    try:
+        with pair() as topo:
+            hub_b = _hub(topo, 1)
+            hub_local = _hub(topo, 1, ns="a")  # the second hub, on A's side of the cut
+            lone = _hub(topo, 1, port=PORT + 1)
+            peers += [hub_b, hub_local, lone]
+            cam = _camera(topo, 1, [topo.addr["b"], "127.0.0.1"], 300, 0.02, **opts)
+            single = Peer("sender", 1, PORT + 1, netns=topo.name("a"), address=topo.addr["b"],
+                          count=300, interval=0.02, options=opts)
+            peers += [cam, single]
+            hub_b.wait_for(lambda lines: len(lines) > 20, 20)
+            lone.wait_for(lambda lines: len(lines) > 20, 20)
+            topo.link_down()
+            cut = time.monotonic()
+            single.wait(15)
+            raised_after = time.monotonic() - cut
+            hub_local.wait_for(lambda lines: "frame 0" not in lines and len(lines) > 1, 15)
+            moved_after = hub_local.stamps[1] - cut
+            cam.wait_for(lambda lines: "done" in lines, 30)
+            hub_local.wait_for(lambda lines: "end" in lines, 10)
+    finally:
+        for peer in peers:
+            peer.kill()
+    assert single.proc.returncode != 0
+    assert "PeerTimeoutError" in "\n".join(single.errors)
+    assert raised_after <= budget + 4.0, f"raised {raised_after:.2f}s after the cut"
+    assert moved_after <= budget + 4.0, f"failed over {moved_after:.2f}s after the cut"
+    got = hub_b.values() + hub_local.values()
+    assert set(got) == set(range(300)), f"lost {sorted(set(range(300)) - set(got))}"
+    print(f"link cut for good: raised after {raised_after:.2f}s, failed over after "
+          f"{moved_after:.2f}s (budget {budget}s)")
