@@ -8,14 +8,15 @@ two ways a hub disappears.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 
 import pytest
-from peers import Peer, stamp
+from peers import Peer, stamp, value_of
 
-from netgear import NetGear, OptionError
+from netgear import NetGear, OptionError, PeerTimeoutError
 
 HUBS = ["127.0.0.1", "127.0.0.2"]
 TIMEOUT, RETRIES = 0.5, 1  # budget per hub: 0.5 s x 2 attempts
@@ -141,3 +142,56 @@ def test_every_hub_silent_raises_within_the_stated_bound(port: int) -> None:
         b.kill()
     bound = len(HUBS) * TIMEOUT * (RETRIES + 1)
     assert bound * 0.9 <= took <= bound + 3.0, f"raised after {took:.2f}s, bound {bound}s"
+
+
+@pytest.mark.parametrize("pattern", [0, 1])
+def test_first_hub_never_up_frames_go_to_the_second(port: int, pattern: int) -> None:
+    """PAIR fails over too (no peer takes the frame within the budget), REQ/REP likewise."""
+    hub = NetGear(address=HUBS[1], port=port, pattern=pattern, receive_mode=True,
+                  receive_timeout=10.0)
+    gear = NetGear(address=HUBS, port=port, pattern=pattern, request_timeout=TIMEOUT,
+                   max_retries=RETRIES)
+    try:
+        started = time.monotonic()
+        gear.send(stamp(0))
+        took = time.monotonic() - started
+        got = [value_of(hub.recv())]
+        for value in range(1, 5):
+            gear.send(stamp(value))
+            got.append(value_of(hub.recv()))
+    finally:
+        gear.close(kill=True)
+        hub.close(kill=True)
+    assert got == list(range(5))
+    assert took <= TIMEOUT * (RETRIES + 1) + 3.0, f"first frame took {took:.2f}s"
+
+
+def test_pub_sub_sender_feeds_every_hub_of_the_list(port: int) -> None:
+    """A publisher has nothing to fail over from: it connects to every hub at once."""
+    subs = [NetGear(address=host, port=port, pattern=2, receive_mode=True,
+                    receive_timeout=0.2) for host in HUBS]
+    gear = NetGear(address=HUBS, port=port, pattern=2)
+    seen: list[list[int]] = [[], []]
+    try:
+        # frames before a subscription reaches the publisher are not sent: send until
+        # both hubs have one (bounded), then every later frame must reach both
+        deadline = time.monotonic() + 15
+        value = 0
+        while not all(seen) and time.monotonic() < deadline:
+            gear.send(stamp(value))
+            value += 1
+            for got, sub in zip(seen, subs):
+                with contextlib.suppress(PeerTimeoutError):
+                    got.append(value_of(sub.recv()))
+        assert all(seen), f"a hub never got a frame: {seen}"
+        for extra in range(value, value + 5):
+            gear.send(stamp(extra))
+        for got, sub in zip(seen, subs):
+            while got[-1] < value + 4:
+                got.append(value_of(sub.recv()))
+    finally:
+        gear.close(kill=True)
+        for sub in subs:
+            sub.close(kill=True)
+    for got in seen:
+        assert got == list(range(got[0], value + 5)), got
