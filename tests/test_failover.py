@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from peers import Peer, stamp, value_of
@@ -195,3 +196,31 @@ def test_pub_sub_sender_feeds_every_hub_of_the_list(port: int) -> None:
             sub.close(kill=True)
     for got in seen:
         assert got == list(range(got[0], value + 5)), got
+
+
+@pytest.mark.timeout(30)
+def test_secure_sender_fails_over_between_hubs_sharing_keys(tmp_path: Path, port: int) -> None:
+    """IronHouse: each rebuilt socket (a retry, a failover) redoes the CURVE handshake."""
+    from secure_helpers import collect, frames
+
+    keys = {"secure_mode": 2, "custom_cert_location": str(tmp_path)}
+    hubs = [NetGear(address=host, port=port, pattern=1, receive_mode=True,
+                    receive_timeout=10.0, **keys) for host in HUBS]
+    gear = NetGear(address=HUBS, port=port, pattern=1, request_timeout=TIMEOUT,
+                   max_retries=RETRIES, send_window=0, **keys)
+    sent = frames(6)
+    try:
+        first, got_a = collect(hubs[0], 3)
+        for frame in sent[:3]:
+            gear.send(frame)
+        first.join(10)
+        hubs[0].close(kill=True)  # gone without a word
+        second, got_b = collect(hubs[1], 3)
+        for frame in sent[3:]:
+            gear.send(frame)
+        second.join(10)
+    finally:
+        gear.close(kill=True)
+        for hub in hubs:
+            hub.close(kill=True)
+    assert [f.tobytes() for f in got_a + got_b] == [f.tobytes() for f in sent]
