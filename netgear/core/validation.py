@@ -33,6 +33,9 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
         mode = "multiserver_mode" if settings.receive_mode else "multiclient_mode"
         raise OptionError(f"a list of ports on the {side} needs {mode}=True; "
                           "otherwise give a single port", key="port")
+    if opts["send_window"] > 1 and not policy.replies:
+        raise OptionError(f"send_window={opts['send_window']} (frames in flight) needs pattern "
+                          "1 (REQ/REP); bidirectional PAIR takes 0 or 1", key="send_window")
     enabled = frozenset(m.key for m in mode_types)
     if len(settings.addresses) > 1:
         _check_failover(settings, enabled)

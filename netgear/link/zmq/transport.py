@@ -47,6 +47,12 @@ class Transport:
         self.receive_mode = settings.receive_mode
         socket_type = getattr(zmq, policy.receiver_socket if settings.receive_mode
                               else policy.sender_socket)
+        # send_window > 1: a REQ socket carries one request at a time, a DEALER pipelines
+        # them to the same REP receiver (which answers in order); it adds REQ's empty
+        # delimiter part itself (self.envelope)
+        self.envelope: list[bytes] = []
+        if socket_type == zmq.REQ and settings.options["send_window"] > 1:
+            socket_type, self.envelope = zmq.DEALER, [b""]
         hooks = [base_options(settings)]
         if split:
             self.channels = [
@@ -185,11 +191,13 @@ class Transport:
             deadline = time.monotonic() + timeout
             with translate_errors("request"):
                 if (sent and attempt == 0) or send_within(
-                        channel, parts, timeout, stop, copy, False) is not MISSED:
+                        channel, self.envelope + parts, timeout, stop, copy,
+                        False) is not MISSED:
                     while True:
                         reply = recv_within(channel, deadline - time.monotonic(), stop, False)
                         if reply is None:
                             break
+                        reply = reply[len(self.envelope):]
                         if accept(reply):
                             return reply
             if stop():
@@ -225,7 +233,8 @@ class Transport:
         for attempt in range(retries + 1):
             self._sock(channel)
             with translate_errors("request"):
-                if send_within(channel, parts, timeout, stop, copy, False) is not MISSED:
+                if send_within(channel, self.envelope + parts, timeout, stop, copy,
+                               False) is not MISSED:
                     return True
             if stop():
                 return False
@@ -324,7 +333,7 @@ class Transport:
             # mid CURVE handshake, never sent a frame yet) gets up to ``timeout`` to be told.
             if sock.poll(int(timeout * 1000), zmq.POLLOUT):
                 try:
-                    sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                    sock.send_multipart(self.envelope + parts, flags=zmq.NOBLOCK)
                     return
                 except zmq.Again:
                     pass
