@@ -5,12 +5,9 @@ REQ/REP across two network namespaces joined by the userspace bridge (``netfault
 whole run; in A the contenders take turns, interleaved round by round so machine noise
 hits them alike, each sending raw 640x480x3 frames for ``--seconds``:
 
-* ``lockstep``: NetGear, ``send_window=0`` (send() waits for each frame's reply);
-* ``window1``: NetGear, ``send_window=1`` (the default: one frame in flight);
-* ``dealerN``: what a wider window would give: a DEALER socket keeps N netgear-encoded
-  frames in flight to the same NetGear REP receiver (REP answers requests in order, so a
-  DEALER may pipeline them). netgear's ``send_window`` accepts 0 and 1 only; this
-  contender measures the case for more before the core grows it.
+* ``lockstep``: ``send_window=0`` (send() waits for each frame's reply);
+* ``window1``: ``send_window=1`` (the default: one frame in flight, REQ socket);
+* ``windowN``: ``send_window=N`` (N frames in flight, DEALER socket).
 
 fps counts acknowledged frames only. Needs root (namespaces)::
 
@@ -22,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import statistics
 import subprocess
 import sys
@@ -71,64 +67,17 @@ def _netgear(addr: str, window: int, seconds: float, frame: Any) -> int:
         gear.close(kill=True)  # no END: the receiver stays up for the next contender
 
 
-def _dealer(addr: str, window: int, seconds: float, frame: Any) -> int:
-    import zmq
-
-    from netgear.core.wire import FRAME, REPLY, Outgoing, decode, encode
-
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"tcp://{addr}:{PORT}")
-    instance = secrets.randbits(31)
-    seq = 0
-
-    def post() -> None:
-        nonlocal seq
-        out = Outgoing(FRAME, seq, frame, None)
-        out.extra["i"] = instance
-        sock.send_multipart([b"", *encode(out)], copy=False)
-        seq += 1
-
-    def collect() -> None:
-        if not sock.poll(10_000):
-            raise TimeoutError("no reply within 10 s")
-        reply = decode(sock.recv_multipart()[1:])
-        if reply.kind != REPLY:
-            raise RuntimeError(f"unexpected reply kind {reply.kind}")
-
-    try:
-        post()
-        collect()  # warmed up
-        answered, outstanding = 0, 0
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            while outstanding < window:
-                post()
-                outstanding += 1
-            collect()
-            outstanding -= 1
-            answered += 1
-        return answered
-    finally:
-        sock.close(linger=0)
-        ctx.term()
-
-
 def send(args: argparse.Namespace) -> None:
     """A: every contender, interleaved round by round."""
     import numpy as np
 
     frame = np.random.default_rng(1).integers(0, 256, SHAPE, np.uint8)
-    contenders = ["lockstep", "window1"] + [f"dealer{w}" for w in args.windows]
+    contenders = ["lockstep", "window1"] + [f"window{w}" for w in args.windows]
     for rnd in range(args.rounds):
         order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
         for name in order:
-            if name.startswith("dealer"):
-                count = _dealer(args.addr, int(name[6:]), args.seconds, frame)
-            else:
-                count = _netgear(args.addr, 0 if name == "lockstep" else 1, args.seconds,
-                                 frame)
+            window = 0 if name == "lockstep" else int(name[len("window"):])
+            count = _netgear(args.addr, window, args.seconds, frame)
             _emit("result", contender=name, round=rnd, fps=count / args.seconds)
 
 
