@@ -132,10 +132,20 @@ class Sender:
 
     def _resend_stale(self, channel: Channel) -> None:
         """send_window > 1: frames a rebuilt socket dropped go again, in order, first."""
-        for pending in self.inflight.stale(channel):
-            if not self.transport.post(channel, pending.parts, copy=False,
-                                       timeout=self.timeout, retries=self.retries,
-                                       stop=self.closing.is_set):
+        stale = self.inflight.stale(channel)
+        for index, pending in enumerate(stale):
+            try:
+                posted = self.transport.post(channel, pending.parts, copy=False,
+                                             timeout=self.timeout, retries=self.retries,
+                                             stop=self.closing.is_set)
+            except PeerTimeoutError:
+                if not any(mode.peer_failed(channel) for mode in self.modes):
+                    raise
+                for lost in stale[index:]:  # a mode with other peers takes the loss
+                    self.inflight.done(lost, answered=False)
+                    self.stats.send_dropped += 1
+                return
+            if not posted:
                 raise ClosedError("closed while sending")
             pending.generation = channel.rebuilds
 

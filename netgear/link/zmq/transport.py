@@ -68,8 +68,8 @@ class Transport:
         # a sender given several hub addresses: see failover.py for the rule
         self.hubs: dict[Channel, Hubs] = {}
         if len(settings.addresses) > 1:
-            for channel in self.channels:
-                endpoints = settings.hub_endpoints(channel.label)
+            for channel in self.channels:  # one: validation refuses a split sender
+                endpoints = settings.hub_endpoints(settings.port)
                 if policy.fans_out:
                     channel.endpoints = endpoints  # a publisher feeds every hub at once
                 else:
