@@ -48,30 +48,32 @@ def _longest_gap(peer: Peer) -> float:
 
 
 def test_loss_and_delay_req_rep_loses_nothing_pub_sub_drops_are_counted() -> None:
-    """5 % loss, 50 ms ± 20 ms each way."""
+    """5 % loss, 50 ms ± 20 ms each way; REQ/REP with 1 and 4 frames in flight, PUB/SUB."""
     peers: list[Peer] = []
     try:
         with bridged(loss=0.05, delay=0.05, jitter=0.02, seed=3) as topo:
-            hub = _hub(topo, 1)
-            peers.append(hub)
-            cam = _camera(topo, 1, topo.addr["b"], 30, **LOSSY)
-            peers.append(cam)
-            cam.wait_for(lambda lines: "done" in lines, 60)
-            # not "end": REQ/REP's end-of-stream is unacknowledged and flushed within
-            # close()'s 0.5 s linger, which a lost packet (RTO >= 200 ms) can outlast
-            hub.wait_for(lambda lines: "frame 29" in lines, 10)
-            assert hub.values() == list(range(30)), "REQ/REP lost or reordered a frame"
-
-            sub = _hub(topo, 2, subscriber_timeout=5.0)
-            peers.append(sub)
-            pub = _camera(topo, 2, topo.addr["b"], 150, 0.03)  # 4.5 s: joins take RTTs
-            peers.append(pub)
+            hubs = [_hub(topo, 1), _hub(topo, 1, port=PORT + 2)]
+            sub = _hub(topo, 2, port=PORT + 1, subscriber_timeout=5.0)
+            peers += [*hubs, sub]
+            cams = [_camera(topo, 1, topo.addr["b"], 30, **LOSSY),
+                    Peer("sender", 1, PORT + 2, netns=topo.name("a"), address=topo.addr["b"],
+                         count=30, options={**LOSSY, "send_window": 4})]
+            pub = Peer("sender", 2, PORT + 1, netns=topo.name("a"), address=topo.addr["b"],
+                       count=150, interval=0.03, quiet=1)  # 4.5 s: joining takes RTTs
+            peers += [*cams, pub]
+            for cam, hub in zip(cams, hubs):
+                cam.wait_for(lambda lines: "done" in lines, 60)
+                # not "end": REQ/REP's end-of-stream is unacknowledged and flushed within
+                # close()'s 0.5 s linger, which a lost packet (RTO >= 200 ms) can outlast
+                hub.wait_for(lambda lines: "frame 29" in lines, 10)
             pub.wait_for(lambda lines: "done" in lines, 60)
             stats = sub.stats(20)
             bridge = topo.bridge_stats()
     finally:
         for peer in peers:
             peer.kill()
+    for hub in hubs:
+        assert hub.values() == list(range(30)), "REQ/REP lost or reordered a frame"
     got = sub.values()
     assert got, "the subscriber got nothing"
     (stream,) = stats["streams"].values()
@@ -95,36 +97,44 @@ def test_link_down_5s_req_rep_resumes_by_itself() -> None:
         with pair() as topo:
             hub = _hub(topo, 1)
             sub = _hub(topo, 2, port=PORT + 1, subscriber_timeout=10.0)
-            peers += [hub, sub]
-            cam = _camera(topo, 1, topo.addr["b"], 120, 0.02, request_timeout=1.0,
-                          max_retries=9)
+            hub4 = _hub(topo, 1, port=PORT + 2)  # for a sender with 4 frames in flight
+            peers += [hub, sub, hub4]
+            budget = {"request_timeout": 1.0, "max_retries": 9}
+            cam = _camera(topo, 1, topo.addr["b"], 120, 0.02, **budget)
+            cam4 = Peer("sender", 1, PORT + 2, netns=topo.name("a"), address=topo.addr["b"],
+                        count=120, interval=0.02, options={**budget, "send_window": 4})
             pub = Peer("sender", 2, PORT + 1, netns=topo.name("a"), address=topo.addr["b"],
                        count=450, interval=0.02, quiet=1)
-            peers += [cam, pub]
+            peers += [cam, cam4, pub]
             hub.wait_for(lambda lines: len(lines) > 30, 20)
+            hub4.wait_for(lambda lines: len(lines) > 10, 20)
             sub.wait_for(lambda lines: len(lines) > 10, 20)
             topo.link_down()
             time.sleep(5.0)  # the outage itself, not a synchronisation
             topo.link_up()
             back = time.monotonic()
-            cam.wait_for(lambda lines: "done" in lines, 40)
-            hub.wait_for(lambda lines: "end" in lines, 10)
+            for sender, receiver in ((cam, hub), (cam4, hub4)):
+                sender.wait_for(lambda lines: "done" in lines, 40)
+                receiver.wait_for(lambda lines: "end" in lines, 10)
             pub.wait_for(lambda lines: "done" in lines, 40)
             stats = sub.stats(20)
     finally:
         for peer in peers:
             peer.kill()
-    assert hub.values() == list(range(120)), "REQ/REP lost a frame across the outage"
+    for receiver in (hub, hub4):
+        assert receiver.values() == list(range(120)), "REQ/REP lost a frame in the outage"
+        # the outage, plus at most one request_timeout until the next rebuild connects
+        stall = _longest_gap(receiver)
+        assert 4.5 <= stall <= 5.0 + 1.0 + 4.0, f"longest stall {stall:.2f}s"
     stall = _longest_gap(hub)
-    # the outage, plus at most one request_timeout until the next rebuild connects again
-    assert 4.5 <= stall <= 5.0 + 1.0 + 4.0, f"longest stall {stall:.2f}s"
     got = sub.values()
     (stream,) = stats["streams"].values()
     after = [t for t, line in zip(sub.stamps, sub.lines) if line.startswith("frame ")
              and t > back]
     assert after, "the PUB/SUB stream did not resume after the outage"
     assert len(got) + stream["dropped"] == 450 - got[0], (len(got), stream)
-    print(f"5 s outage: REQ/REP longest stall {stall:.2f}s, nothing lost; PUB/SUB longest "
+    print(f"5 s outage: REQ/REP longest stall {stall:.2f}s (window 4: "
+          f"{_longest_gap(hub4):.2f}s), nothing lost; PUB/SUB longest "
           f"stall {_longest_gap(sub):.2f}s, {stream['dropped']} of {450 - got[0]} dropped "
           f"and counted, first frame {after[0] - back:.2f}s after the link came back")
 
