@@ -121,3 +121,18 @@ def test_relay_refuses_bad_arguments(argv: list[str], words: str,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["relay", *argv]) == 1
     assert words in capsys.readouterr().err
+
+
+def test_relay_on_a_busy_port_says_so_and_releases_the_others(
+        ports: list[int], capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports[1]))
+        busy.listen()
+        code = main(["relay", "--address", "127.0.0.1", "--port", str(ports[0]),
+                     str(ports[1]), "--to", "127.0.0.2"])
+    assert code == 1
+    assert f"bind to tcp://127.0.0.1:{ports[1]} failed" in capsys.readouterr().err
+    with socket.socket() as again:  # the port the relay did bind was released
+        again.bind(("127.0.0.1", ports[0]))
