@@ -151,15 +151,22 @@ def zmtp_part(size: int, more: bool) -> bytes:
 class Peer:
     """A peer process (this file run as a script) whose stdout lines are collected."""
 
-    def __init__(self, role: str, pattern: int, port: Any, **args: Any) -> None:
-        command = [sys.executable, str(Path(__file__).resolve()), role,
+    def __init__(self, role: str, pattern: int, port: Any, netns: str | None = None,
+                 **args: Any) -> None:
+        # netns: run inside that network namespace (``ip netns exec`` execs in place, so
+        # the pid is still the peer's own)
+        wrap = ["ip", "netns", "exec", netns] if netns else []
+        command = [*wrap, sys.executable, str(Path(__file__).resolve()), role,
                    "--pattern", str(pattern), "--port", json.dumps(port)]
         for key, value in args.items():
             flag = "--" + key.replace("_", "-")
-            command += [flag, json.dumps(value) if key == "options" else str(value)]
+            as_json = key == "options" or isinstance(value, list)
+            command += [flag, json.dumps(value) if as_json else str(value)]
         self.lines: list[str] = []
+        self.stamps: list[float] = []  # time.monotonic() each stdout line was read
         self.errors: list[str] = []
         self._changed = threading.Condition()
+        self.role = role
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         self._readers = [
@@ -172,6 +179,8 @@ class Peer:
     def _follow(self, stream: Any, sink: list[str]) -> None:
         for line in stream:
             with self._changed:
+                if sink is self.lines:
+                    self.stamps.append(time.monotonic())
                 sink.append(line.rstrip("\n"))
                 self._changed.notify_all()
         with self._changed:
@@ -186,7 +195,7 @@ class Peer:
                 gone = not any(reader.is_alive() for reader in self._readers)
                 if left <= 0 or gone:
                     raise AssertionError(
-                        f"peer {self.proc.args[2]} did not get there within {timeout}s "
+                        f"peer {self.role} did not get there within {timeout}s "
                         f"(exit code {self.proc.poll()}); last lines {self.lines[-5:]}; "
                         f"stderr {self.errors[-10:]}")
                 self._changed.wait(min(left, 0.1))
@@ -278,11 +287,13 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--quiet", type=int, default=0)  # sender: no line per frame
+    parser.add_argument("--address", default="127.0.0.1",  # a list of hubs as JSON
+                        type=lambda text: json.loads(text) if text.startswith("[") else text)
     args = parser.parse_args()
     from netgear import NetGear
 
     receiving = args.role == "receiver"
-    gear = NetGear(address="127.0.0.1", port=args.port, pattern=args.pattern,
+    gear = NetGear(address=args.address, port=args.port, pattern=args.pattern,
                    receive_mode=receiving, **args.options)
     try:
         (_run_receiver if receiving else _run_sender)(args, gear)

@@ -1,4 +1,4 @@
-"""The ``netgear`` command line: demo, serve, view, record, keys, bench.
+"""The ``netgear`` command line: demo, serve, view, record, relay, keys, bench.
 
 Each command lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``. User errors (bad options, busy ports, missing camera or
@@ -28,7 +28,7 @@ EPILOG = "Run `netgear COMMAND --help` for the options of each command."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, demo, keys, record, serve, view
+    from . import bench, demo, keys, record, relay, serve, view
 
     parser = argparse.ArgumentParser(
         prog="netgear", description=DESCRIPTION, epilog=EPILOG,
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log netgear's progress (INFO) to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, serve, view, record, keys, bench):
+    for module in (demo, serve, view, record, relay, keys, bench):
         module.add_parser(sub)
     return parser
 

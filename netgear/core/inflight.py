@@ -28,6 +28,8 @@ class Pending:
     channel: Channel
     parts: list[Any]  # owned copies: a Lazy Pirate retry resends exactly these
     seq: int
+    # channel.rebuilds when it was sent: a rebuilt socket dropped it, so it is sent again
+    generation: int = 0
 
 
 class InFlight:
@@ -78,8 +80,20 @@ class InFlight:
         return None
 
     def add(self, channel: Channel, parts: list[Any], seq: int) -> None:
-        self._queues.setdefault(channel, deque()).append(Pending(channel, parts, seq))
+        self._queues.setdefault(channel, deque()).append(
+            Pending(channel, parts, seq, channel.rebuilds))
         channel.in_flight += 1
+
+    def stale(self, channel: Channel) -> list[Pending]:
+        """Requests on ``channel`` sent on a socket that has since been rebuilt, oldest first.
+
+        With several in flight (send_window > 1), a Lazy Pirate rebuild or a failover
+        drops all of them with the old socket; they go again, in order, before anything new.
+        """
+        queue = self._queues.get(channel)
+        if not queue or queue[-1].generation == channel.rebuilds:
+            return []  # the newest is current, so all are (generations only grow)
+        return [p for p in queue if p.generation != channel.rebuilds]
 
     def done(self, pending: Pending, answered: bool) -> None:
         """Forget ``pending``: it was answered, or given up on.

@@ -32,7 +32,8 @@ class NetGear:
     """Send (``receive_mode=False``) or receive (``True``) frames and data over ZeroMQ.
 
     ``pattern``: 0 PAIR, 1 REQ/REP, 2 PUB/SUB. The receiver binds ``address:port``
-    (default ``*:5555``), the sender connects (default ``localhost:5555``). Modes
+    (default ``*:5555``), the sender connects (default ``localhost:5555``; a list of hub
+    addresses fails over between them, see docs/reliability.md). Modes
     and tuning come through ``**options``; every key is checked here, before any
     socket opens. See docs/options.md.
     """
@@ -108,7 +109,8 @@ class NetGear:
         Returns the receiver's ``return_data`` in bidirectional mode (``(port, data)`` in
         multi-client REQ/REP mode), else None. With ``send_window=1`` (the default) a
         REQ/REP or bidirectional PAIR ``send()`` returns once the frame is sent and the data
-        is the previous frame's, collected now; ``send_window=0`` waits for this frame's.
+        is the previous frame's, collected now (with ``send_window=N`` > 1, REQ/REP only, the
+        frame N back's); ``send_window=0`` waits for this frame's.
         The frame's buffer may be reused as soon as this returns.
         """
         if not isinstance(self._half, Sender):

@@ -269,8 +269,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
         "REQ/REP and bidirectional PAIR senders: 1 lets send() return once the frame is sent, "
         "collecting its reply at the next send() or close() (so one thread can send() then "
         "recv(), as with vidgear; bidirectional send() returns the previous frame's data). "
-        "0: send() waits for this frame's own reply (strict lockstep).",
-        check=one_of(0, 1),
+        "0: send() waits for this frame's own reply (strict lockstep). 2 to 64 (REQ/REP "
+        "only): that many frames in flight, pipelined on a DEALER socket, still lossless "
+        "and in order; send() waits only when the window is full (see docs/reliability.md).",
+        check=in_range(0, 64),
     ),
     Option(
         "force_terminate",

@@ -117,6 +117,7 @@ class Sender:
         # copied first, so the copy overlaps the receiver's work on the frame still out
         owned = self.inflight.keep(parts)
         result = None
+        self._resend_stale(channel)
         for _ in range(len(self.transport.channels) + 1):
             earlier = self.inflight.due(channel)
             if earlier is None:
@@ -124,8 +125,10 @@ class Sender:
             answered, data = self._settle(earlier, self.timeout, self.retries)
             if answered:
                 result = self._shaped(earlier.channel, data)
+                self._resend_stale(earlier.channel)
                 break
             channel = self._pick_channel()  # that peer failed; another may take this frame
+            self._resend_stale(channel)
         try:
             posted = self.transport.post(channel, owned, copy=False, timeout=self.timeout,
                                          retries=self.retries, stop=self.closing.is_set)
@@ -139,6 +142,25 @@ class Sender:
         self.inflight.add(channel, owned, seq)
         return result
 
+    def _resend_stale(self, channel: Channel) -> None:
+        """send_window > 1: frames a rebuilt socket dropped go again, in order, first."""
+        stale = self.inflight.stale(channel)
+        for index, pending in enumerate(stale):
+            try:
+                posted = self.transport.post(channel, pending.parts, copy=False,
+                                             timeout=self.timeout, retries=self.retries,
+                                             stop=self.closing.is_set)
+            except PeerTimeoutError:
+                if not any(mode.peer_failed(channel) for mode in self.modes):
+                    raise
+                for lost in stale[index:]:  # a mode with other peers takes the loss
+                    self.inflight.done(lost, answered=False)
+                    self.stats.send_dropped += 1
+                return
+            if not posted:
+                raise ClosedError("closed while sending")
+            pending.generation = channel.rebuilds
+
     def _settle(self, pending: Pending, timeout: float, retries: int,
                 final: bool = False) -> tuple[bool, Any]:
         """Wait for the reply to ``pending`` (resending it on a rebuilt socket if need be).
@@ -147,9 +169,10 @@ class Sender:
         (at close, or a mode with other peers took the loss). Otherwise raises.
         """
         try:
+            # sent=False when its socket was rebuilt since: request() sends it again
             data = self._exchange(pending.channel, pending.parts, pending.seq, timeout,
                                   retries, stop=never if final else None, final=final,
-                                  sent=True)
+                                  sent=pending.generation == pending.channel.rebuilds)
         except PeerTimeoutError as exc:
             self.inflight.done(pending, answered=False)
             if final or any(mode.peer_failed(pending.channel) for mode in self.modes):
@@ -177,10 +200,16 @@ class Sender:
         """
         for channel in self.transport.channels:
             due = self.inflight.oldest(channel)
-            if due is not None and not self._settle(due, min(self.timeout, END_TIMEOUT), 0,
-                                                    final=True)[0]:
+            while due is not None and self._settle(due, min(self.timeout, END_TIMEOUT), 0,
+                                                   final=True)[0]:
+                due = self.inflight.oldest(channel)  # send_window > 1: the next one
+            if due is not None:
                 # the socket still waits for that reply: no end-of-stream can follow on it
                 logger.debug("port %s: last frame not acknowledged", channel.label)
+                for rest in list(self.inflight):
+                    if rest.channel is channel:  # given up with it, and counted
+                        self.inflight.done(rest, answered=False)
+                        self.stats.send_dropped += 1
                 continue
             out = self._outgoing(END)
             for mode in self.modes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import OptionError
@@ -43,6 +43,8 @@ class Settings:
     receive_mode: bool
     logging: bool
     options: dict[str, Any]
+    # a sender given a list of hubs: every address in order, ``address`` is the first
+    addresses: tuple[str, ...] = ()
 
     @property
     def policy(self) -> Pattern:
@@ -69,6 +71,11 @@ class Settings:
 
     def endpoints(self) -> list[str]:
         return [self.endpoint(p) for p in self.ports]
+
+    def hub_endpoints(self, port: str) -> list[str]:
+        """``port`` at every hub of an address list, in the order given (failover)."""
+        return [replace(self, address=a).endpoint(port) for a in self.addresses or
+                (self.address,)]
 
 
 def _check_address(address: Any, protocol: str, receive_mode: bool) -> str:
@@ -108,6 +115,24 @@ def _check_port(port: Any, protocol: str) -> str:
     if not text or "/" in text:
         raise OptionError(f"port {port!r} must be a non-empty name without '/'", key="port")
     return text
+
+
+def _check_addresses(address: Any, protocol: str, receive_mode: bool) -> tuple[str, ...]:
+    """A sender's list of hubs (failover), each checked like a single address."""
+    if receive_mode:
+        raise OptionError(
+            f"a receiver binds one address; a list ({list(address)!r}) is for a sender that "
+            "fails over between hubs. Give the receiver a single address", key="address")
+    if not address:
+        raise OptionError("address list must name at least one hub, e.g. "
+                          "['hub-a.local', 'hub-b.local']", key="address")
+    # None means "the default address" on its own, never as one hub of several
+    hubs = tuple(_check_address("" if a is None else a, protocol, receive_mode)
+                 for a in address)
+    if len(set(hubs)) != len(hubs):
+        raise OptionError(f"address list {list(address)!r} names a hub twice; list each "
+                          "hub once", key="address")
+    return hubs
 
 
 def build_settings(
@@ -150,8 +175,11 @@ def build_settings(
             raise OptionError(f"port list {list(port)!r} repeats a port", key="port")
     else:
         ports = (_check_port(DEFAULT_PORT if port is None else port, proto),)
+    hubs = (_check_addresses(address, proto, receive_mode)
+            if isinstance(address, (list, tuple)) else ())
     return Settings(
-        address=_check_address(address, proto, receive_mode),
+        address=hubs[0] if hubs else _check_address(address, proto, receive_mode),
+        addresses=hubs,
         ports=ports,
         port_given_as_list=as_list,
         protocol=proto,

@@ -33,9 +33,25 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
         mode = "multiserver_mode" if settings.receive_mode else "multiclient_mode"
         raise OptionError(f"a list of ports on the {side} needs {mode}=True; "
                           "otherwise give a single port", key="port")
+    if opts["send_window"] > 1 and not policy.replies:
+        raise OptionError(f"send_window={opts['send_window']} (frames in flight) needs pattern "
+                          "1 (REQ/REP); bidirectional PAIR takes 0 or 1", key="send_window")
     enabled = frozenset(m.key for m in mode_types)
+    if len(settings.addresses) > 1:
+        _check_failover(settings, enabled)
     if {"multiserver_mode", "multiclient_mode"} <= enabled:
         raise OptionError("multiserver_mode and multiclient_mode cannot be enabled together; "
                           "choose one", key=mode_types[0].key)
     for mode_type in mode_types:
         mode_type.validate(settings, enabled)
+
+
+def _check_failover(settings: Settings, enabled: frozenset[str]) -> None:
+    """A list of hub addresses: one sender socket that moves between them."""
+    if "multiclient_mode" in enabled:
+        raise OptionError("a list of addresses (failover) and multiclient_mode cannot be "
+                          "combined: a multi-client server already reaches every client on "
+                          "its port list; give one address", key="address")
+    if settings.options.get("ssh_tunnel_mode") is not None:
+        raise OptionError("ssh_tunnel_mode tunnels to one receiver; give a single address, "
+                          "or drop ssh_tunnel_mode to fail over between hubs", key="address")

@@ -22,6 +22,7 @@ from ...core.settings import Settings
 from ...errors import PeerTimeoutError, TransportError
 from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
+from .failover import Hubs, at_each_hub
 from .sockopts import base_options
 from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
 
@@ -47,6 +48,12 @@ class Transport:
         self.receive_mode = settings.receive_mode
         socket_type = getattr(zmq, policy.receiver_socket if settings.receive_mode
                               else policy.sender_socket)
+        # send_window > 1: a REQ socket carries one request at a time, a DEALER pipelines
+        # them to the same REP receiver (which answers in order); it adds REQ's empty
+        # delimiter part itself (self.envelope)
+        self.envelope: list[bytes] = []
+        if socket_type == zmq.REQ and settings.options["send_window"] > 1:
+            socket_type, self.envelope = zmq.DEALER, [b""]
         hooks = [base_options(settings)]
         if split:
             self.channels = [
@@ -59,6 +66,16 @@ class Transport:
                 Channel(self.context, socket_type, settings.endpoints(), settings.binds, hooks,
                         settings.port, settings.ipv6)
             ]
+        # a sender given several hub addresses: see failover.py for the rule
+        self.hubs: dict[Channel, Hubs] = {}
+        if len(settings.addresses) > 1:
+            for channel in self.channels:  # one: validation refuses a split sender
+                endpoints = settings.hub_endpoints(settings.port)
+                if policy.fans_out:
+                    channel.endpoints = endpoints  # a publisher feeds every hub at once
+                else:
+                    self.hubs[channel] = Hubs(endpoints)
+                    channel.endpoints = endpoints[:1]
         if not settings.receive_mode and policy.connects_at_first_frame:
             for channel in self.channels:
                 channel.deferred = True
@@ -86,9 +103,25 @@ class Transport:
             self.close()
             raise
 
+    def _at_each_hub(self, channel: Channel, attempt: Callable[[bool], Any],
+                     final: bool = False) -> Any:
+        hubs = self.hubs.get(channel)
+        return attempt(True) if hubs is None or final else at_each_hub(channel, hubs, attempt)
+
     # -- sending ------------------------------------------------------------------------
     def send(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
              timeout: float, retries: int, drop_if_busy: bool, stop: Stop = never) -> bool:
+        """Queue ``parts`` once the socket can take them, failing over when a hub list says so.
+
+        Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
+        """
+        return self._at_each_hub(channel, lambda first: self._send_at_hub(
+            channel, parts, copy=copy, track=track, timeout=timeout, retries=retries,
+            drop_if_busy=drop_if_busy, stop=stop))
+
+    def _send_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
+                     timeout: float, retries: int, drop_if_busy: bool,
+                     stop: Stop = never) -> bool:
         """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
 
         Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
@@ -138,6 +171,15 @@ class Transport:
                 retries: int, accept: Callable[[list[Any]], bool],
                 stop: Stop = never, final: bool = False,
                 sent: bool = False) -> list[Any] | None:
+        """:meth:`_request_at_hub`, moved to the next hub when one exhausts its budget."""
+        return self._at_each_hub(channel, lambda first: self._request_at_hub(
+            channel, parts, copy=copy, timeout=timeout, retries=retries, accept=accept,
+            stop=stop, final=final, sent=sent and first), final)
+
+    def _request_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool,
+                        timeout: float, retries: int, accept: Callable[[list[Any]], bool],
+                        stop: Stop = never, final: bool = False,
+                        sent: bool = False) -> list[Any] | None:
         """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
 
         ``accept`` tells a reply to this request from a stale one, which is skipped.
@@ -150,11 +192,13 @@ class Transport:
             deadline = time.monotonic() + timeout
             with translate_errors("request"):
                 if (sent and attempt == 0) or send_within(
-                        channel, parts, timeout, stop, copy, False) is not MISSED:
+                        channel, self.envelope + parts, timeout, stop, copy,
+                        False) is not MISSED:
                     while True:
                         reply = recv_within(channel, deadline - time.monotonic(), stop, False)
                         if reply is None:
                             break
+                        reply = reply[len(self.envelope):]
                         if accept(reply):
                             return reply
             if stop():
@@ -176,6 +220,12 @@ class Transport:
 
     def post(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
              retries: int, stop: Stop = never) -> bool:
+        """:meth:`_post_at_hub`, moved to the next hub when one exhausts its budget."""
+        return self._at_each_hub(channel, lambda first: self._post_at_hub(
+            channel, parts, copy=copy, timeout=timeout, retries=retries, stop=stop))
+
+    def _post_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
+                     retries: int, stop: Stop = never) -> bool:
         """Send a request without waiting for its reply (``request(sent=True)`` collects it).
 
         Rebuilds the socket between attempts like :meth:`request`; False when ``stop()``
@@ -184,7 +234,8 @@ class Transport:
         for attempt in range(retries + 1):
             self._sock(channel)
             with translate_errors("request"):
-                if send_within(channel, parts, timeout, stop, copy, False) is not MISSED:
+                if send_within(channel, self.envelope + parts, timeout, stop, copy,
+                               False) is not MISSED:
                     return True
             if stop():
                 return False
@@ -303,7 +354,7 @@ class Transport:
             # mid CURVE handshake, never sent a frame yet) gets up to ``timeout`` to be told.
             if sock.poll(int(timeout * 1000), zmq.POLLOUT):
                 try:
-                    sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                    sock.send_multipart(self.envelope + parts, flags=zmq.NOBLOCK)
                     return
                 except zmq.Again:
                     pass
