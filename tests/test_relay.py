@@ -81,7 +81,8 @@ def test_cameras_to_relay_to_two_viewers(ports: list[int]) -> None:
         relay.wait_line("relaying")
         # each camera streams until told; values 0.. COUNT - 1, paced so joining is seen
         cams = [Peer("sender", 2, port, count=COUNT, interval=0.01, quiet=1,
-                     options={"multiserver_mode": True}) for port in cam_ports]
+                     options={"multiserver_mode": True, "stream_name": f"cam{port}"})
+                for port in cam_ports]
         peers += cams
         for cam in cams:
             cam.wait_for(lambda lines: "done" in lines, 30)
@@ -108,7 +109,7 @@ def test_cameras_to_relay_to_two_viewers(ports: list[int]) -> None:
         assert all(s["dropped"] == 0 for s in viewer_stats["streams"].values())
     for port in map(str, cam_ports):
         assert forwarded[port]["frames"] <= COUNT and forwarded[port]["ends"] >= 1
-        assert forwarded[port]["senders"] == 1 and forwarded[port]["name"] == port
+        assert forwarded[port]["senders"] == 1 and forwarded[port]["name"] == f"cam{port}"
 
 
 @pytest.mark.parametrize("argv, words", [
