@@ -13,7 +13,10 @@ from ..core.netgear import NetGear
 from ..errors import ClosedError, PeerTimeoutError, SourceError
 from ._common import (
     CliError,
+    add_codec_args,
     add_secure_args,
+    chosen_codec,
+    codec_options,
     positive_float,
     positive_int,
     resolution,
@@ -41,6 +44,7 @@ examples:
   netgear serve --source testpattern --port 5566 --name lobby
   netgear serve --source 0 --address 192.168.1.10 --port 5567 --jpeg
   netgear serve --source clip.mp4 --fps 25 --plain --port 5555
+  netgear serve --source 0 --address hub.local --codec h264   # Wi-Fi: needs netgear[video]
 """
 
 
@@ -56,9 +60,12 @@ def add_parser(subparsers: Any) -> None:
                    help="receiver port for this sender (default 5566)")
     p.add_argument("--pattern", type=int, choices=(0, 1, 2), default=1,
                    help="0 PAIR (only with --plain), 1 REQ/REP (default), 2 PUB/SUB")
-    p.add_argument("--jpeg", action="store_true", help="JPEG-compress frames on the wire")
+    add_codec_args(p)
     p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
-                   help="JPEG quality 10-100 with --jpeg (default 90)")
+                   help="JPEG quality 10-100 with --codec jpeg (default 90)")
+    p.add_argument("--bitrate", type=positive_int, default=None, metavar="BITS",
+                   help="with --codec h264/hevc: target bits/s, e.g. 2000000 (default: "
+                   "constant quality)")
     p.add_argument("--name", default=None,
                    help="label shown for this stream in the viewer (default: its port)")
     p.add_argument("--fps", type=positive_float, default=None,
@@ -183,15 +190,19 @@ def run(args: argparse.Namespace) -> int:
     if args.pattern == 0 and not args.plain:
         raise CliError("pattern 0 (PAIR) works only with --plain: multi-server mode needs "
                        "pattern 1 or 2")
-    if args.jpeg_quality is not None and not args.jpeg:
-        raise CliError("--jpeg-quality needs --jpeg")
+    codec = chosen_codec(args)
+    if args.jpeg_quality is not None and codec != "jpeg":
+        raise CliError("--jpeg-quality needs --codec jpeg (or --jpeg)")
+    if args.bitrate is not None and codec not in ("h264", "hevc"):
+        raise CliError("--bitrate needs --codec h264 or hevc")
     options = secure_options(args)
     if not args.plain:
         options["multiserver_mode"] = True
-    if args.jpeg:
-        options["jpeg_compression"] = True
-        if args.jpeg_quality is not None:
-            options["jpeg_compression_quality"] = args.jpeg_quality
+    options.update(codec_options(codec))
+    if args.jpeg_quality is not None:
+        options["jpeg_compression_quality"] = args.jpeg_quality
+    if args.bitrate is not None:
+        options["video_bitrate"] = args.bitrate
     gear = open_source(args.source, args.resolution, args.fps)
     try:
         sender = NetGear(address=args.address, port=args.port, pattern=args.pattern,
@@ -205,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     worker = FrameSender(gear, sender, name=None if args.plain else args.name, fps=pace,
                          frames=args.frames)
     say(f"sending {args.source} to {args.address}:{args.port} (pattern {args.pattern}"
-        f"{', multi-server' if not args.plain else ''}{', jpeg' if args.jpeg else ''}"
+        f"{', multi-server' if not args.plain else ''}{f', {codec}' if codec != 'raw' else ''}"
         f"{f', secure {args.secure}' if args.secure else ''}); "
         "Ctrl-C to stop")
     started = time.monotonic()
