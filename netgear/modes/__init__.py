@@ -9,6 +9,7 @@ from .multiclient import MultiClientMode
 from .multiserver import MultiServerMode
 from .secure import SecureMode
 from .ssh import SshTunnelMode
+from .tap import PacketTapMode
 from .video import VideoMode
 
 __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
@@ -16,5 +17,5 @@ __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 # Order matters: hooks run in this order on send and receive, result shaping too.
 MODES: tuple[type[Mode], ...] = (
     SecureMode, CompressionMode, VideoMode, BidirectionalMode, MultiServerMode, MultiClientMode,
-    SshTunnelMode,
+    SshTunnelMode, PacketTapMode,
 )
