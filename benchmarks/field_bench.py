@@ -13,7 +13,7 @@ right after decoding (one machine, one clock).
 
     sudo .venv/bin/python benchmarks/field_bench.py [--codecs raw,jpeg,h264]
         [--cameras 4] [--size 1280x720] [--fps 15] [--rate 20mbit] [--seconds 10]
-        [--rounds 1] [--video-gop N] [--video-preset P]
+        [--rounds 1] [--video-gop N] [--video-preset P] [--also-loopback]
 
 The codecs run one after another in each round (interleaved over rounds), in fresh
 namespaces each time. The same roles run without namespaces on loopback with
@@ -269,6 +269,9 @@ def main() -> None:
     parser.add_argument("--video-gop", type=int, default=None)
     parser.add_argument("--video-preset", default=None, help="e.g. ultrafast (x264)")
     parser.add_argument("--loopback", action="store_true")
+    parser.add_argument("--also-loopback", action="store_true",
+                        help="run each case on loopback too (no rate limit): what the CPU "
+                        "alone allows, beside what the link allows")
     parser.add_argument("--recording", default="none",
                         help="the hub also records: any of none,passthrough,reencode "
                         "(comma-separated; each a run of its own)")
@@ -284,17 +287,24 @@ def main() -> None:
         if reason is not None:
             raise SystemExit(f"field_bench: {reason}")
     rows = []
+    links = [args.loopback, True] if args.also_loopback and not args.loopback \
+        else [args.loopback]
     for _ in range(args.rounds):
         for codec in args.codecs.split(","):
             for recording in args.recording.split(","):
-                with tempfile.TemporaryDirectory(prefix="netgear-field-") as folder:
-                    result = run_once(args, codec, None if recording == "none" else folder,
-                                      reencode=recording == "reencode")
-                label = codec if recording == "none" else f"{codec} ({recording})"
-                print(json.dumps({"codec": label, **result}), flush=True)
-                rows.append((label, result))
+                for loopback in links:
+                    with tempfile.TemporaryDirectory(prefix="netgear-field-") as folder:
+                        run = argparse.Namespace(**{**vars(args), "loopback": loopback})
+                        result = run_once(run, codec,
+                                          None if recording == "none" else folder,
+                                          reencode=recording == "reencode")
+                    label = codec if recording == "none" else f"{codec} ({recording})"
+                    label += ", loopback" if loopback and len(links) > 1 else ""
+                    print(json.dumps({"codec": label, **result}), flush=True)
+                    rows.append((label, result))
     print(f"\n{args.cameras} cameras {args.size[0]}x{args.size[1]} at {args.fps:g} fps, "
-          f"{'loopback' if args.loopback else args.rate + ' tbf'}, {args.seconds:g} s "
+          f"{'loopback' if args.loopback else args.rate + ' tbf'}"
+          f"{' (and loopback)' if len(links) > 1 else ''}, {args.seconds:g} s "
           f"measured after {WARMUP:g} s; {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}\n")
     print(table(rows, args.fps))
