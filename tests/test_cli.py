@@ -95,6 +95,7 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     (["serve", "--jpeg-quality", "50", "--source", "testpattern"], "--jpeg-quality needs"),
     (["serve", "--jpeg-quality", "50", "--codec", "h264"], "--jpeg-quality needs"),
     (["serve", "--bitrate", "2000000", "--codec", "jpeg"], "--bitrate needs --codec h264"),
+    (["serve", "--gop", "300"], "--gop needs --codec h264"),
     (["serve", "--codec", "h264", "--bitrate", "5", "--source", "testpattern"],
      "'video_bitrate'=5 is invalid"),
     (["serve", "--jpeg", "--codec", "h264"], "--jpeg and --codec h264 disagree"),
@@ -225,7 +226,8 @@ def test_serve_with_video_codecs_to_view(capsys):
         url = read_url(viewer)
         remote = cli("serve", "--source", "testpattern", "--address", "127.0.0.1",
                      "--port", str(h264), "--frames", "12", "--codec", "h264",
-                     "--bitrate", "500000", "--resolution", "160x120", "--fps", "30")
+                     "--bitrate", "500000", "--gop", "300", "--resolution", "160x120",
+                     "--fps", "30")
         assert main(["serve", "--source", "testpattern", "--address", "127.0.0.1",
                      "--port", str(hevc), "--frames", "10", "--codec", "hevc",
                      "--resolution", "160x120", "--fps", "30"]) == 0

@@ -66,6 +66,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--bitrate", type=positive_int, default=None, metavar="BITS",
                    help="with --codec h264/hevc: target bits/s, e.g. 2000000 (default: "
                    "constant quality)")
+    p.add_argument("--gop", type=positive_int, default=None, metavar="N",
+                   help="with --codec h264/hevc: frames between forced keyframes (default: "
+                   "one a second). On a slow link with pattern 1 a long GOP such as 300 "
+                   "avoids a burst a second; the viewer asks for a keyframe when it needs one")
     p.add_argument("--name", default=None,
                    help="label shown for this stream in the viewer (default: its port)")
     p.add_argument("--fps", type=positive_float, default=None,
@@ -193,8 +197,9 @@ def run(args: argparse.Namespace) -> int:
     codec = chosen_codec(args)
     if args.jpeg_quality is not None and codec != "jpeg":
         raise CliError("--jpeg-quality needs --codec jpeg (or --jpeg)")
-    if args.bitrate is not None and codec not in ("h264", "hevc"):
-        raise CliError("--bitrate needs --codec h264 or hevc")
+    for flag, value in (("--bitrate", args.bitrate), ("--gop", args.gop)):
+        if value is not None and codec not in ("h264", "hevc"):
+            raise CliError(f"{flag} needs --codec h264 or hevc")
     options = secure_options(args)
     if not args.plain:
         options["multiserver_mode"] = True
@@ -203,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         options["jpeg_compression_quality"] = args.jpeg_quality
     if args.bitrate is not None:
         options["video_bitrate"] = args.bitrate
+    if args.gop is not None:
+        options["video_gop"] = args.gop
     gear = open_source(args.source, args.resolution, args.fps)
     try:
         sender = NetGear(address=args.address, port=args.port, pattern=args.pattern,
