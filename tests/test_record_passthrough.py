@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from conftest import free_port
 from video_helpers import psnr, scene
@@ -14,8 +15,9 @@ from web_helpers import wait_for
 
 from netgear import NetGear
 from netgear.cli import main
-from netgear.record import Recorder
+from netgear.record import Recorder, SegmentWriter
 from netgear.record.hub import RecordingHub
+from netgear.video import VideoEncoder
 
 SIZE = (320, 240)
 FRAMES = 24
@@ -123,3 +125,55 @@ def test_late_joiner_records_from_a_keyframe(tmp_path):
 def test_reencode_flag_needs_record(capsys):
     assert main(["view", "--port", str(free_port()), "--reencode"]) == 1
     assert "--reencode needs --record DIR" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_a_packet_the_queue_drops_skips_to_the_next_keyframe(tmp_path):
+    """Flooding a one-packet queue loses packets; what is recorded still decodes to exactly
+    the pictures of the whole stream: after a lost packet nothing is written until a
+    keyframe (a P-frame without its reference would decode to a different picture)."""
+    count, gop = 120, 10
+    frames = scene(*SIZE, count, seed=3)
+    encoder = VideoEncoder("h264", gop=gop)
+    try:
+        packets = [p for frame in frames for p in encoder.encode(frame)]
+    finally:
+        encoder.close()
+    assert len(packets) == count
+    start = 1_000_000.0
+
+    def pictures(path: Path) -> dict[int, np.ndarray]:
+        with av.open(str(path)) as container:
+            return {round(f.pts * f.time_base * 15): f.to_ndarray(format="bgr24")
+                    for f in container.decode(video=0)}
+
+    whole = SegmentWriter(tmp_path / "whole", "all")  # every packet: the reference
+    for i, p in enumerate(packets):
+        whole.write_packet(p.data, p.keyframe, start + i / 15, "h264", *SIZE)
+    whole.close()
+    reference = pictures(whole.path)
+    assert len(reference) == count
+
+    rec = Recorder(tmp_path / "rec", queue_frames=1).start()
+    accepted: list[bool] = []
+    try:
+        for i, p in enumerate(packets):
+            # bursts of three into a one-packet queue lose packets in the middle of GOPs;
+            # between bursts the writer catches up, so recording goes on
+            accepted.append(rec.add_packet("cam", p.data, p.keyframe, pts=start + i / 15,
+                                           width=p.meta.width, height=p.meta.height))
+            if i % 3 == 2:
+                wait_for(lambda: rec.status()["streams"]["cam"]["frames"] == sum(accepted),
+                         timeout=10, every=0.002)
+        status = rec.status()["streams"]["cam"]
+    finally:
+        rec.close()
+    assert status["lost"] == accepted.count(False) > 0
+    # losses were followed by recording again (from a keyframe)
+    resumed = [i for i in range(1, count) if accepted[i] and not accepted[i - 1]]
+    assert resumed and all(packets[i].keyframe for i in resumed)
+    (path,) = sorted((tmp_path / "rec" / "cam").glob("*/*.mp4"))
+    recorded = pictures(path)
+    assert sorted(recorded) == [i for i, ok in enumerate(accepted) if ok]
+    wrong = [i for i, image in recorded.items() if not np.array_equal(image, reference[i])]
+    assert wrong == []
