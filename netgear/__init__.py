@@ -21,6 +21,7 @@ from .errors import (
 from .gears import CamGear, PiGear, TestPatternGear, VideoGear
 from .helpers import build_montages, make_montage, reducer
 from .imagezmq.api import ImageHub, ImageSender
+from .modes.tap import TappedPacket
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "PiGear",
     "SecurityError",
     "SourceError",
+    "TappedPacket",
     "TestPatternGear",
     "TransportError",
     "UsageError",

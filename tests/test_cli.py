@@ -78,6 +78,8 @@ def test_top_level_help_lists_every_command(capsys):
     (["view", "--bogus"], "unrecognized arguments: --bogus"),
     (["view", "--port", "70000"], "not a port number"),
     (["serve", "--fps", "-1"], "greater than 0"),
+    (["serve", "--codec", "vp9"], "invalid choice: 'vp9'"),
+    (["demo", "--codec", "mjpeg"], "invalid choice: 'mjpeg'"),
     (["keys"], "required: ACTION"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
@@ -91,6 +93,13 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     (["serve", "--pattern", "0"], "pattern 0 (PAIR) works only with --plain"),
     (["serve", "--source", "/no/such/clip.mp4"], "cannot open video source"),
     (["serve", "--jpeg-quality", "50", "--source", "testpattern"], "--jpeg-quality needs"),
+    (["serve", "--jpeg-quality", "50", "--codec", "h264"], "--jpeg-quality needs"),
+    (["serve", "--bitrate", "2000000", "--codec", "jpeg"], "--bitrate needs --codec h264"),
+    (["serve", "--gop", "300"], "--gop needs --codec h264"),
+    (["serve", "--codec", "h264", "--bitrate", "5", "--source", "testpattern"],
+     "'video_bitrate'=5 is invalid"),
+    (["serve", "--jpeg", "--codec", "h264"], "--jpeg and --codec h264 disagree"),
+    (["demo", "--jpeg", "--codec", "raw"], "--jpeg and --codec raw disagree"),
     (["view", "--port", "5566", "5566"], "lists a port twice"),
     (["demo", "--streams", "65"], "more than 64"),
 ])
@@ -184,6 +193,54 @@ def test_serve_and_view_talk(capsys):
 
         streams = wait_for(both_done, timeout=10)
         assert [s["name"] for s in streams] == ["lobby", str(door)]
+        assert all(s["dropped"] == 0 for s in streams)
+    finally:
+        viewer.send_signal(signal.SIGINT)
+        _, err = viewer.communicate(timeout=10)
+    assert viewer.returncode == 0, err
+
+
+@pytest.mark.timeout(40)
+def test_demo_with_a_video_codec():
+    proc = cli("demo", "--seconds", "4", "--web-port", "0", "--stats-every", "0",
+               "--streams", "2", "--resolution", "192x108", "--codec", "h264")
+    url = read_url(proc)
+
+    def all_live():
+        streams = httpx.get(url + "stats", timeout=2).json()["streams"]
+        return all(s["status"] == "live" and s["frames"] > 3 for s in streams) and streams
+
+    streams = wait_for(all_live, timeout=10)
+    assert len(streams) == 2
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "demo stopped" in out and "Traceback" not in err
+
+
+@pytest.mark.timeout(40)
+def test_serve_with_video_codecs_to_view(capsys):
+    h264, hevc = free_port(), free_port()
+    viewer = cli("view", "--address", "127.0.0.1", "--port", str(h264), str(hevc),
+                 "--web-port", "0", "--stats-every", "0")
+    try:
+        url = read_url(viewer)
+        remote = cli("serve", "--source", "testpattern", "--address", "127.0.0.1",
+                     "--port", str(h264), "--frames", "12", "--codec", "h264",
+                     "--bitrate", "500000", "--gop", "300", "--resolution", "160x120",
+                     "--fps", "30")
+        assert main(["serve", "--source", "testpattern", "--address", "127.0.0.1",
+                     "--port", str(hevc), "--frames", "10", "--codec", "hevc",
+                     "--resolution", "160x120", "--fps", "30"]) == 0
+        out = capsys.readouterr().out
+        assert "hevc)" in out and "sent 10 frames" in out
+        assert remote.wait(timeout=15) == 0
+
+        def both_done():
+            streams = httpx.get(url + "stats", timeout=2).json()["streams"]
+            return streams if [s["frames"] for s in streams] == [12, 10] else None
+
+        # REQ/REP: the first frame is a keyframe, so every frame sent is shown
+        streams = wait_for(both_done, timeout=10)
         assert all(s["dropped"] == 0 for s in streams)
     finally:
         viewer.send_signal(signal.SIGINT)

@@ -51,6 +51,9 @@ def test_stream_page_plots_update_and_a_recording_plays(browser, tmp_path: Path)
                          timeout=15)
         wait_for(lambda: _points(driver, "fps") >= first + 2, timeout=10)
         assert _points(driver, "kbps") == _points(driver, "latency") > first
+        # the status line names the codec and the wire bitrate
+        status = driver.find_element("id", "status").text
+        assert "\u00b7 raw \u00b7" in status and " kbit/s" in status, status
         # the live view decodes this stream's frames (320x240, not a montage)
         size = wait_for(lambda: driver.execute_script(
             "const i = document.getElementById('live');"
@@ -72,6 +75,9 @@ def test_stream_page_plots_update_and_a_recording_plays(browser, tmp_path: Path)
 
         # the montage page links to the recordings page, which lists the same segment
         driver.get(web.url)
+        codec = wait_for(lambda: driver.find_elements("css selector", "#stats td.codec"),
+                         timeout=10)
+        assert codec[0].text == "raw"
         link = wait_for(lambda: (a := driver.find_element("css selector", "#links a"))
                         .is_displayed() and a, timeout=10)
         link.click()

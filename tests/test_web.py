@@ -14,8 +14,8 @@ from web_helpers import running_viewer, wait_for
 
 from netgear import DependencyError
 
-STREAM_KEYS = {"port", "name", "status", "stale", "fps", "frames", "dropped", "latency_ms",
-               "last_seen", "age"}
+STREAM_KEYS = {"port", "name", "status", "stale", "codec", "fps", "kbps", "frames", "dropped",
+               "latency_ms", "last_seen", "age"}
 
 
 def _live(url: str, count: int):
@@ -51,6 +51,7 @@ def test_stats_json_shape_and_page():
             assert s["stale"] is False and s["frames"] > 0 and s["dropped"] == 0
             assert isinstance(s["fps"], float) and s["latency_ms"] >= 0
             assert s["last_seen"] > 0 and 0 <= s["age"] < 2
+            assert s["codec"] == "raw" and s["kbps"] > 0
         doc = httpx.get(viewer.url + "stats").json()
         assert doc["stale_after"] == 2.0 and doc["receiving"] is True
         assert httpx.get(viewer.url + "stats").headers["content-type"] == "application/json"
@@ -59,6 +60,7 @@ def test_stats_json_shape_and_page():
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert '<img id="montage" src="/montage.mjpg"' in page.text
         assert 'fetch("/stats"' in page.text
+        assert "<th>codec</th>" in page.text and "<th>kbit/s</th>" in page.text
         assert httpx.get(viewer.url + "nope").status_code == 404
 
 
@@ -69,6 +71,34 @@ def test_fps_settles_near_the_sender_rate():
         time.sleep(1.5)  # a full window of arrivals
         fps = httpx.get(viewer.url + "stats").json()["streams"][0]["fps"]
         assert 15 <= fps <= 25
+
+
+@pytest.mark.timeout(40)
+def test_codec_and_bitrate_per_stream():
+    """Each stream shows the codec its frames travel in and its bitrate on the wire."""
+    fps, size = 10, (320, 240)
+    with running_viewer(streams=3, start_senders=False) as viewer:
+        raw, jpeg, h264 = viewer.ports
+        viewer.add_sender(raw, "raw", fps=fps, size=size)
+        viewer.add_sender(jpeg, "jpeg", fps=fps, size=size, jpeg_compression=True)
+        viewer.add_sender(h264, "h264", fps=fps, size=size, video_codec="h264")
+        wait_for(_live(viewer.url, 3), timeout=15)
+        time.sleep(2.5)  # half a bitrate window, so every stream has many frames in it
+        streams = {s["name"]: s for s in httpx.get(viewer.url + "stats").json()["streams"]}
+        assert {n: s["codec"] for n, s in streams.items()} == {
+            "raw": "raw", "jpeg": "jpeg", "h264": "h264"}
+        # raw: every frame's pixels, so the rate is frame bytes x the measured frame rate
+        raw_kbps = size[0] * size[1] * 3 * 8 * streams["raw"]["fps"] / 1000
+        assert 0.7 * raw_kbps < streams["raw"]["kbps"] < 1.3 * raw_kbps, streams["raw"]
+        kbps = [streams[n]["kbps"] for n in ("h264", "jpeg", "raw")]
+        assert 0 < kbps[0] < kbps[1] / 2 and kbps[1] < kbps[2] / 4, kbps
+        stats = viewer.hub.stats()["streams"]
+        assert [s["codec"] for s in stats] == ["raw", "jpeg", "h264"]
+        viewer.senders[h264].stop()
+        wait_for(lambda: httpx.get(viewer.url + "stats").json()["streams"][2]["stale"],
+                 timeout=5)
+        stale = httpx.get(viewer.url + "stats").json()["streams"][2]
+        assert stale["kbps"] == 0.0 and stale["codec"] == "h264"  # the codec it last had
 
 
 @pytest.mark.timeout(30)

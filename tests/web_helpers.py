@@ -28,9 +28,11 @@ class Viewer:
         return self.web.url
 
     def add_sender(self, port: int, name: str, fps: float = 20,
-                   size: tuple[int, int] = (320, 240)) -> FrameSender:
+                   size: tuple[int, int] = (320, 240), **options: Any) -> FrameSender:
+        """A test-pattern sender; ``options`` are NetGear's (e.g. ``video_codec="h264"``)."""
         gear = TestPatternGear(resolution=size, framerate=fps).start()
-        net = NetGear(address="127.0.0.1", port=port, pattern=1, multiserver_mode=True)
+        net = NetGear(address="127.0.0.1", port=port, pattern=1, multiserver_mode=True,
+                      **options)
         sender = self.senders[port] = FrameSender(gear, net, name=name).start()
         return sender
 

@@ -12,8 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
+    "CODECS",
     "CliError",
+    "add_codec_args",
     "add_secure_args",
+    "chosen_codec",
+    "codec_options",
     "free_port",
     "non_negative_float",
     "port_number",
@@ -118,6 +122,34 @@ def secure_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.keys is not None:
             options["custom_cert_location"] = args.keys
     return options
+
+
+CODECS = ("raw", "jpeg", "h264", "hevc")
+
+
+def add_codec_args(parser: argparse.ArgumentParser, default: str = "raw") -> None:
+    """``--codec`` (and ``--jpeg``, kept as its older spelling of ``--codec jpeg``)."""
+    parser.add_argument("--codec", choices=CODECS, default=None,
+                        help=f"how frames travel: raw (exact pixels), jpeg, h264 or hevc "
+                        f"(video codecs need netgear[video]; default {default})")
+    parser.add_argument("--jpeg", action="store_true", help="the same as --codec jpeg")
+    parser.set_defaults(codec_default=default)
+
+
+def chosen_codec(args: argparse.Namespace) -> str:
+    """The codec --codec/--jpeg ask for; both, disagreeing, is a mistake worth reporting."""
+    if args.jpeg and args.codec not in (None, "jpeg"):
+        raise CliError(f"--jpeg and --codec {args.codec} disagree: give one of them")
+    return "jpeg" if args.jpeg else (args.codec or args.codec_default)
+
+
+def codec_options(codec: str) -> dict[str, Any]:
+    """The sender's NetGear options for ``codec`` (receivers read it from each frame)."""
+    if codec == "jpeg":
+        return {"jpeg_compression": True}
+    if codec in ("h264", "hevc"):
+        return {"video_codec": codec}
+    return {}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -54,8 +54,10 @@ def format_stats(hub: MontageHub) -> str:
     for s in hub.snapshot():
         label = s["port"] if s["name"] == s["port"] else f"{s['name']} (port {s['port']})"
         status = "" if s["status"] == "live" else f"  [{s['status'].upper()}]"
-        lines.append(f"  {label}: {s['fps']:5.1f} fps, {s['frames']} frames, "
-                     f"{s['dropped']} dropped, latency {s['latency_ms']:.1f} ms{status}")
+        codec = f"{s['codec']} " if s["codec"] else ""
+        lines.append(f"  {label}: {codec}{s['fps']:5.1f} fps {s['kbps']:.0f} kbit/s, "
+                     f"{s['frames']} frames, {s['dropped']} dropped, "
+                     f"latency {s['latency_ms']:.1f} ms{status}")
     return "\n".join(lines)
 
 

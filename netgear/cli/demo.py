@@ -9,7 +9,17 @@ from typing import Any
 from ..core.netgear import NetGear
 from ..gears import TestPatternGear
 from ..web.hub import MontageHub
-from ._common import free_port, positive_float, positive_int, resolution, say, stop_on_signals
+from ._common import (
+    add_codec_args,
+    chosen_codec,
+    codec_options,
+    free_port,
+    positive_float,
+    positive_int,
+    resolution,
+    say,
+    stop_on_signals,
+)
 from ._montage import add_display_args, check_web, run_montage
 from .serve import FrameSender
 
@@ -32,6 +42,7 @@ EPILOG = """\
 examples:
   netgear demo                              # 4 cameras, page on port 8000
   netgear demo --streams 9 --jpeg --fps 10
+  netgear demo --codec h264 --resolution 1280x720   # needs netgear[video]
   netgear demo --web-port 0 --seconds 30    # a free port, stop after 30 s
 """
 
@@ -43,8 +54,7 @@ def add_parser(subparsers: Any) -> None:
                    help=f"number of synthetic cameras (default 4, at most {MAX_STREAMS})")
     p.add_argument("--pattern", type=int, choices=(1, 2), default=1,
                    help="messaging pattern: 1 REQ/REP (default), 2 PUB/SUB")
-    p.add_argument("--jpeg", action="store_true",
-                   help="JPEG-compress frames on the wire (jpeg_compression)")
+    add_codec_args(p)
     p.add_argument("--resolution", type=resolution, default=(640, 480), metavar="WxH",
                    help="size of each camera's frames (default 640x480)")
     p.add_argument("--fps", type=positive_float, default=15.0,
@@ -58,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.streams > MAX_STREAMS:
         raise CliError(f"--streams {args.streams} is more than {MAX_STREAMS}")
+    codec = chosen_codec(args)
     check_web(args)  # before any socket opens
     ports = [free_port(HOST) for _ in range(args.streams)]
-    options: dict[str, Any] = {"jpeg_compression": True} if args.jpeg else {}
+    options: dict[str, Any] = codec_options(codec)
+    # The receiver reads each frame's codec from its header; video options are the sender's.
+    hub_options = {} if "video_codec" in options else options
     senders: list[FrameSender] = []
     with stop_on_signals() as stop:
         hub = MontageHub(ports, address=HOST, pattern=args.pattern,
-                         stale_after=args.stale_after, **options).start()
+                         stale_after=args.stale_after, **hub_options).start()
         try:
             for index, port in enumerate(ports, 1):
                 gear = TestPatternGear(resolution=args.resolution, framerate=args.fps).start()
@@ -77,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 senders.append(FrameSender(gear, gear_net, name=f"camera {index}").start())
             say(f"demo: {args.streams} synthetic cameras at {args.resolution[0]}x"
                 f"{args.resolution[1]} {args.fps:g} fps, pattern {args.pattern}"
-                f"{', jpeg' if args.jpeg else ''}, ports {', '.join(map(str, ports))}")
+                f", {codec}, ports {', '.join(map(str, ports))}")
             code = run_montage(hub, stop, web_host=args.web_host, web_port=args.web_port,
                                web_token=args.web_token, web_allow_hosts=args.web_allow_host,
                                seconds=args.seconds, stats_every=args.stats_every,

@@ -68,6 +68,10 @@ def add_record_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=int, default=23, metavar="N",
                    help="libx264 quality for encoded segments, 0-51, lower is better "
                    "(default 23)")
+    p.add_argument("--reencode", action="store_true",
+                   help="encode H.264/HEVC streams again with libx264 like raw and JPEG "
+                   "ones, instead of storing their packets as they arrive (costs CPU; "
+                   "e.g. so HEVC streams play in a browser)")
     p.add_argument("--max-age", type=duration, default=None, metavar="AGE",
                    help="delete recordings older than AGE (e.g. 12h, 7d)")
     p.add_argument("--max-bytes", type=byte_size, default=None, metavar="SIZE",
@@ -93,7 +97,7 @@ def recorder_for_view(args: argparse.Namespace) -> Recorder | None:
         return make_recorder(args, args.record)
     given = [flag for flag, key in (("--max-age", "max_age"), ("--max-bytes", "max_bytes"),
                                     ("--max-bytes-total", "max_bytes_total"))
-             if getattr(args, key) is not None]
+             if getattr(args, key) is not None] + (["--reencode"] if args.reencode else [])
     if given:
         raise CliError(f"{given[0]} needs --record DIR (it limits what is recorded)")
     return None
@@ -134,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     options = secure_options(args)
     recorder = make_recorder(args, args.out)  # validated before any socket opens
     with stop_on_signals() as stop:
-        hub = RecordingHub(recorder, ports, address=args.address, pattern=args.pattern,
+        hub = RecordingHub(recorder, ports, passthrough=not args.reencode,
+                           address=args.address, pattern=args.pattern,
                            stale_after=args.stale_after, **options)
         try:
             hub.start()

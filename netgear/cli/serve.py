@@ -13,7 +13,10 @@ from ..core.netgear import NetGear
 from ..errors import ClosedError, PeerTimeoutError, SourceError
 from ._common import (
     CliError,
+    add_codec_args,
     add_secure_args,
+    chosen_codec,
+    codec_options,
     positive_float,
     positive_int,
     resolution,
@@ -42,6 +45,7 @@ examples:
   netgear serve --source 0 --connect hub.local:5555 --name porch
   netgear serve --source 0 --address 192.168.1.10 --port 5567 --jpeg
   netgear serve --source clip.mp4 --fps 25 --plain --port 5555
+  netgear serve --source 0 --address hub.local --codec h264   # Wi-Fi: needs netgear[video]
 """
 
 
@@ -60,9 +64,16 @@ def add_parser(subparsers: Any) -> None:
                    "(instead of --address and --port)")
     p.add_argument("--pattern", type=int, choices=(0, 1, 2), default=1,
                    help="0 PAIR (only with --plain), 1 REQ/REP (default), 2 PUB/SUB")
-    p.add_argument("--jpeg", action="store_true", help="JPEG-compress frames on the wire")
+    add_codec_args(p)
     p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
-                   help="JPEG quality 10-100 with --jpeg (default 90)")
+                   help="JPEG quality 10-100 with --codec jpeg (default 90)")
+    p.add_argument("--bitrate", type=positive_int, default=None, metavar="BITS",
+                   help="with --codec h264/hevc: target bits/s, e.g. 2000000 (default: "
+                   "constant quality)")
+    p.add_argument("--gop", type=positive_int, default=None, metavar="N",
+                   help="with --codec h264/hevc: frames between forced keyframes (default: "
+                   "one a second). On a slow link with pattern 1 a long GOP such as 300 "
+                   "avoids a burst a second; the viewer asks for a keyframe when it needs one")
     p.add_argument("--name", default=None,
                    help="this stream's name: the hub keys it by this name, a port-list "
                    "viewer shows it as the label (default: host name plus a short suffix at "
@@ -198,8 +209,12 @@ def run(args: argparse.Namespace) -> int:
     if args.pattern == 0 and not args.plain:
         raise CliError("pattern 0 (PAIR) works only with --plain: multi-server mode needs "
                        "pattern 1 or 2")
-    if args.jpeg_quality is not None and not args.jpeg:
-        raise CliError("--jpeg-quality needs --jpeg")
+    codec = chosen_codec(args)
+    if args.jpeg_quality is not None and codec != "jpeg":
+        raise CliError("--jpeg-quality needs --codec jpeg (or --jpeg)")
+    for flag, value in (("--bitrate", args.bitrate), ("--gop", args.gop)):
+        if value is not None and codec not in ("h264", "hevc"):
+            raise CliError(f"{flag} needs --codec h264 or hevc")
     if args.connect is not None:
         if args.address is not None or args.port is not None:
             raise CliError("--connect HOST:PORT replaces --address and --port; give one or "
@@ -212,10 +227,13 @@ def run(args: argparse.Namespace) -> int:
         options["multiserver_mode"] = True
         if args.name is not None:
             options["stream_name"] = args.name
-    if args.jpeg:
-        options["jpeg_compression"] = True
-        if args.jpeg_quality is not None:
-            options["jpeg_compression_quality"] = args.jpeg_quality
+    options.update(codec_options(codec))
+    if args.jpeg_quality is not None:
+        options["jpeg_compression_quality"] = args.jpeg_quality
+    if args.bitrate is not None:
+        options["video_bitrate"] = args.bitrate
+    if args.gop is not None:
+        options["video_gop"] = args.gop
     gear = open_source(args.source, args.resolution, args.fps)
     try:
         sender = NetGear(address=args.address, port=args.port, pattern=args.pattern,
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     worker = FrameSender(gear, sender, name=None if args.plain else args.name, fps=pace,
                          frames=args.frames)
     say(f"sending {args.source} to {args.address}:{args.port} (pattern {args.pattern}"
-        f"{', multi-server' if not args.plain else ''}{', jpeg' if args.jpeg else ''}"
+        f"{', multi-server' if not args.plain else ''}{f', {codec}' if codec != 'raw' else ''}"
         f"{f', secure {args.secure}' if args.secure else ''}); "
         "Ctrl-C to stop")
     started = time.monotonic()

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                           stale_after=args.stale_after, tile=args.tile, one_port=one_port,
                           **options)
         hub = (MontageHub(ports, **hub_kwargs) if recorder is None
-               else RecordingHub(recorder, ports, **hub_kwargs)).start()
+               else RecordingHub(recorder, ports, passthrough=not args.reencode,
+                                 **hub_kwargs)).start()
         try:
             return run_montage(hub, stop, window=args.window, web_host=args.web_host,
                                web_port=args.web_port, web_token=args.web_token,

@@ -10,6 +10,7 @@ from .multiclient import MultiClientMode
 from .multiserver import MultiServerMode
 from .secure import SecureMode
 from .ssh import SshTunnelMode
+from .tap import PacketTapMode
 from .video import VideoMode
 
 __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
@@ -17,6 +18,5 @@ __all__ = ["DELIVER", "DROP", "FINISH", "MODES", "Mode"]
 # Order matters: hooks run in this order on send and receive, result shaping too.
 MODES: tuple[type[Mode], ...] = (
     SecureMode, CompressionMode, VideoMode, BidirectionalMode, MultiServerMode, HubMode,
-    MultiClientMode,
-    SshTunnelMode,
+    MultiClientMode, SshTunnelMode, PacketTapMode,
 )

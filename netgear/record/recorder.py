@@ -44,6 +44,9 @@ class _Stream:
         self.error: Optional[str] = None
         self.retry_at = 0.0
         self.frames = self.lost = 0
+        self.encoders = 0  # encoders opened by this stream's closed writers
+        # passthrough: a packet was not recorded, so the next ones lack their reference
+        self.need_keyframe = False
         self.seen = 0.0
         self.state = "live"
         self.message: Optional[str] = None
@@ -79,7 +82,8 @@ class _Stream:
                 if kind == "frame":
                     self.writer.write_frame(*args)
                 elif kind == "packet":
-                    self.writer.write_packet(*args)
+                    if not self.writer.write_packet(*args):
+                        continue  # before the first keyframe (after an error): not playable
                 else:
                     self.writer.close()
                     continue
@@ -103,6 +107,7 @@ class _Stream:
         writer, self.writer = self.writer, None
         if writer is None:
             return
+        self.encoders += getattr(writer, "encoders_opened", 0)
         try:
             writer.close()
         except Exception as exc:  # the file is already broken; keep the first error
@@ -184,13 +189,24 @@ class Recorder:
 
     def add_packet(self, key: str, data: bytes, keyframe: bool, pts: Optional[float] = None,
                    codec: str = "h264", width: int = 0, height: int = 0,
-                   extradata: Optional[bytes] = None, name: Optional[str] = None) -> bool:
-        """Queue one H.264/HEVC packet, recorded without re-encoding (MP4 only)."""
+                   extradata: Optional[bytes] = None, name: Optional[str] = None,
+                   message: Any = None) -> bool:
+        """Queue one H.264/HEVC packet, recorded without re-encoding (MP4 only).
+
+        Packets must come in decoding order with none missing. When one cannot be queued
+        (the writer is behind), the following ones are not recorded either until the next
+        keyframe, which needs no earlier packet: False for each of them.
+        """
         st = self._stream(key, name)
-        self._seen(st, None)
+        self._seen(st, message)
+        if st.need_keyframe and not keyframe:
+            st.lost += 1
+            return False
         when = time.time() if pts is None else pts
-        return self._put(st, ("packet", (data, keyframe, when, codec, width, height,
-                                         extradata)))
+        queued = self._put(st, ("packet", (data, keyframe, when, codec, width, height,
+                                           extradata)))
+        st.need_keyframe = not queued
+        return queued
 
     def stream_left(self, key: str) -> None:
         """The sender said goodbye: close its segment and log ``left``."""
@@ -259,6 +275,7 @@ class Recorder:
                 "name": st.name, "folder": st.folder,
                 "state": "error" if st.error else st.state,
                 "error": st.error, "frames": st.frames, "lost": st.lost,
+                "encoders_opened": st.encoders + getattr(st.writer, "encoders_opened", 0),
                 "path": None if st.writer is None or st.writer.path is None
                 else str(st.writer.path),
             } for st in streams},

@@ -22,6 +22,7 @@ import numpy as np
 from ..core.netgear import NetGear
 from ..errors import NetGearError, PayloadError, PeerTimeoutError
 from ..helpers import fit_frame, make_montage, to_bgr
+from ..modes.tap import TappedPacket
 from .history import History
 
 __all__ = ["MontageHub", "StreamView"]
@@ -35,6 +36,10 @@ JOIN_TIMEOUT = 3.0
 # fps is counted over a window of arrivals: an average of 1/gap overstates jittery streams
 FPS_WINDOW = 2.0
 FPS_SAMPLES = 256
+# Longer than the fps window: a video stream's keyframes (one a second by default, ten or
+# more P-frames' worth) would make a two-second bitrate jump with each one in or out.
+BITRATE_WINDOW = 5.0
+BITRATE_SAMPLES = 512
 SAMPLE_EVERY = 1.0  # seconds between history samples (the stream pages' plots)
 
 
@@ -48,6 +53,18 @@ class StreamView:
     seen: float = 0.0  # time.time() of the newest frame, 0 before the first
     frames: int = 0  # counted here too: the NetGear.stats copy lags by up to STATS_EVERY
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=FPS_SAMPLES))
+    codec: str = ""  # of the newest frame, as its header named it ("" before the first)
+    # (arrival, payload bytes as received) per frame, for the wire bitrate
+    sizes: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque(maxlen=BITRATE_SAMPLES))
+
+    def bitrate(self, now: float) -> float:
+        """Bits per second on the wire over the last BITRATE_WINDOW seconds of frames."""
+        recent = [(t, n) for t, n in self.sizes if now - t <= BITRATE_WINDOW]
+        if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
+            return 0.0
+        # the frames after the first, over the time they took: counted like fps()
+        return sum(n for _, n in recent[1:]) * 8 / (recent[-1][0] - recent[0][0])
 
     def fps(self, now: float) -> float:
         """Frames per second over the last FPS_WINDOW seconds of arrivals."""
@@ -98,6 +115,9 @@ class MontageHub:
             options.setdefault("run_forever", True)
             options.setdefault("stale_after", self.stale_after)
             options.setdefault("drop_after", max(DROP_AFTER, 2 * self.stale_after))
+        # each frame's codec and size as received: what the viewer shows per stream
+        self._user_tap = options.pop("packet_tap", None)
+        options["packet_tap"] = self._on_packet
         port: Any = int(ports[0]) if one_port else [int(p) for p in ports]
         self._gear = NetGear(address=address, port=port, pattern=pattern,
                              receive_mode=True, multiserver_mode=True, **options)
@@ -175,6 +195,16 @@ class MontageHub:
             if isinstance(message, str) and message.strip() and not self.one_port:
                 view.name = message.strip()[:40]
 
+    def _on_packet(self, packet: TappedPacket) -> None:
+        """Called by recv() on the receive thread for each frame, before _store sees it."""
+        with self._lock:
+            view = self._views.get(packet.stream)
+            if view is not None:
+                view.codec = packet.codec
+                view.sizes.append((time.time(), packet.payload.nbytes))
+        if self._user_tap is not None:
+            self._user_tap(packet)
+
     def _copy_stats(self) -> None:
         try:
             stats = self._gear.stats  # read only on this thread: NetGear mutates it here
@@ -195,14 +225,15 @@ class MontageHub:
 
     # -- snapshots for readers ------------------------------------------------------------
     def snapshot(self) -> list[dict[str, Any]]:
-        """Per stream: name, port, fps, frames, dropped, latency_ms, last_seen, age, stale."""
+        """Per stream: name, port, codec, fps, kbps (wire bitrate), frames, dropped,
+        latency_ms, last_seen, age, stale."""
         now = time.time()
         with self._lock:
-            views = [(v.port, v.name, v.seen, v.fps(now), v.frames)
+            views = [(v.port, v.name, v.seen, v.fps(now), v.frames, v.codec, v.bitrate(now))
                      for v in self._views.values()]
             streams = self._stats.get("streams", {})
             out = []
-            for port, name, seen, fps, frames in views:
+            for port, name, seen, fps, frames, codec, bitrate in views:
                 st = streams.get(port, {})
                 age = now - seen if seen else None
                 stale = age is None or age > self.stale_after
@@ -211,7 +242,9 @@ class MontageHub:
                     "name": name,
                     "status": "waiting" if seen == 0 else ("stale" if stale else "live"),
                     "stale": stale,
+                    "codec": codec or None,
                     "fps": 0.0 if stale else round(fps, 2),
+                    "kbps": 0.0 if stale else round(bitrate / 1000.0, 1),
                     "frames": frames,
                     "dropped": int(st.get("dropped", 0)),
                     "latency_ms": round(float(st.get("latency", 0.0)) * 1000.0, 2),

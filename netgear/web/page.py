@@ -31,8 +31,9 @@ PAGE = """<!doctype html>
 <p id="links" hidden><a href="/recordings">recordings</a></p>
 <img id="montage" src="/montage.mjpg" alt="live montage of every stream">
 <table id="stats">
-  <thead><tr><th>stream</th><th>port</th><th>status</th><th>fps</th><th>frames</th>
-  <th>dropped</th><th>latency ms</th><th>last seen</th></tr></thead>
+  <thead><tr><th>stream</th><th>port</th><th>status</th><th>codec</th><th>fps</th>
+  <th>kbit/s</th><th>frames</th><th>dropped</th><th>latency ms</th><th>last seen</th></tr>
+  </thead>
   <tbody></tbody>
 </table>
 <p id="error"></p>
@@ -62,7 +63,8 @@ async function refresh() {
       const portCell = cell("");
       portCell.append(link);
       tr.append(cell(s.name), portCell, cell(s.status.toUpperCase(), "status"),
-                cell(s.fps.toFixed(1)), cell(s.frames), cell(s.dropped),
+                cell(s.codec || "-", "codec"), cell(s.fps.toFixed(1)),
+                cell(s.kbps.toFixed(0), "kbps"), cell(s.frames), cell(s.dropped),
                 cell(s.latency_ms.toFixed(1)), cell(ago(s.age)));
       return tr;
     });

@@ -151,8 +151,9 @@ async function refresh() {{
     document.getElementById("name").textContent = s.name + " (port " + s.port + ")";
     document.title = "netgear " + s.name;
     const status = document.getElementById("status");
-    status.textContent = s.status.toUpperCase() + " \\u00b7 " + s.fps.toFixed(1) + " fps \\u00b7 " +
-      s.frames + " frames \\u00b7 " + s.dropped + " dropped";
+    status.textContent = s.status.toUpperCase() + " \\u00b7 " + (s.codec || "-") + " \\u00b7 " +
+      s.fps.toFixed(1) + " fps \\u00b7 " + s.kbps.toFixed(0) + " kbit/s \\u00b7 " + s.frames +
+      " frames \\u00b7 " + s.dropped + " dropped";
     status.className = s.status;
     for (const svg of document.querySelectorAll("svg.plot")) draw(svg, data.samples);
     document.querySelector("#events tbody").replaceChildren(...data.events.map(e => {{
