@@ -198,6 +198,11 @@ def test_keyframes_every_gop_frames_and_every_second_without_one(monkeypatch):
     monkeypatch.setattr("netgear.codecs.video.KEYFRAME_INTERVAL", 0.05)
     timed = keyflags(VideoCodecEncoder({"video_codec": "h264"}), pause=0.03)
     assert timed[0] and 3 <= sum(timed) <= 8, timed
+    # where receivers ask (REQ/REP, PAIR) the clock is a rarer backstop
+    monkeypatch.setattr("netgear.codecs.video.ASKED_KEYFRAME_INTERVAL", 10.0)
+    asking = keyflags(VideoCodecEncoder({"video_codec": "h264"}, receivers_ask=True),
+                      pause=0.03)
+    assert [i for i, k in enumerate(asking) if k] == [0], asking
     asked = VideoCodecEncoder({"video_codec": "h264", "video_gop": 1000})
     asked.encode(frames[0], Outgoing(FRAME, 0, frames[0]))
     asked.request_keyframe()

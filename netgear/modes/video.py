@@ -56,7 +56,9 @@ class VideoMode(Mode):
                check=in_range(10_000, 1_000_000_000), nullable=True),
         Option("video_gop", (int,), None,
                "With video_codec: frames between forced keyframes, the longest a late "
-               "PUB/SUB subscriber waits for a picture. None: a keyframe every second.",
+               "PUB/SUB subscriber waits for a picture. None: a keyframe every second on PUB/SUB; "
+               "every 10 s on REQ/REP and PAIR, whose receivers ask for one when they need "
+               "it.",
                check=in_range(1, 100_000), nullable=True),
         Option("video_preset", (str,), None,
                "With video_codec: the encoder's speed/size preset. None: 'veryfast' "
@@ -98,7 +100,9 @@ class VideoMode(Mode):
         opts = settings.options
         intra = bool(opts.get("multiclient_mode")) and settings.policy.replies \
             and len(settings.ports) > 1
-        self._encoder = VideoCodecEncoder(opts, intra_only=intra)
+        # REQ/REP and PAIR receivers ask for a keyframe when they need one (reply/notice)
+        self._encoder = VideoCodecEncoder(opts, intra_only=intra,
+                                          receivers_ask=settings.policy.two_way)
         logger.debug("video: %s through %s%s", opts["video_codec"], self._encoder.name,
                      " (every frame a keyframe: frames alternate between clients)"
                      if intra else "")
