@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .aio import NetGear as AsyncNetGear
 from .core.netgear import NetGear
 from .errors import (
     ClosedError,
@@ -24,6 +25,7 @@ from .imagezmq.api import ImageHub, ImageSender
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncNetGear",
     "CamGear",
     "ClosedError",
     "DependencyError",

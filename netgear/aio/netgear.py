@@ -1,0 +1,194 @@
+"""The asyncio NetGear: the sync class's validation, modes, codecs and link, awaited.
+
+Construction builds a sync :class:`netgear.core.netgear.NetGear` (every option checked
+the same way, before any socket opens) and keeps it. Receiving runs the sync receiver's
+own steps (``_take``: parse, judge, reply; ``_deliver``: decode, shape) on the event
+loop, waiting for input with the link's loop waits (:mod:`netgear.link.zmq.aio`);
+everything else that can block or burn CPU runs on this instance's one worker thread
+and is awaited: sends (with their retries and Lazy Pirate rebuilds), decoding any codec
+but raw, the conflate reader's hand-off, and close(). See docs/aio.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from ..core.netgear import NetGear as SyncNetGear
+from ..core.receiver import _SKIP, Receiver
+from ..errors import ClosedError
+from ..link.zmq.aio import readable, receive_now
+from ..modes import DELIVER, FINISH
+
+__all__ = ["CLOSE_WAIT", "NetGear"]
+
+logger = logging.getLogger(__name__)
+
+# longest close() waits for a call in progress to notice it (a send interrupted by the
+# closing flag leaves within one poll slice; a decode is milliseconds)
+CLOSE_WAIT = 5.0
+
+
+class NetGear:
+    """``netgear.NetGear`` for asyncio: same arguments, options, modes and errors.
+
+    ``await send(frame, message)``, ``await recv(return_data)``, ``await close()``,
+    ``async with`` and ``async for frame in receiver`` (ends with the stream). One
+    instance serves one event loop; calls from several tasks take turns.
+    """
+
+    def __init__(self, address: str | None = None, port: Any = None, protocol: str = "tcp",
+                 pattern: int = 0, receive_mode: bool = False, logging: bool = False,
+                 **options: Any) -> None:
+        self._sync = SyncNetGear(address, port, protocol, pattern, receive_mode, logging,
+                                 **options)
+        self.settings = self._sync.settings
+        self._closed = False
+        self._turn = asyncio.Lock()  # one call at a time touches the sockets
+        self._wakers: set[asyncio.Future[None]] = set()  # loop waits close() cuts short
+        # a cancelled recv()'s frame, already taken off the socket: the next recv() gets it
+        self._kept: asyncio.Future[Any] | None = None
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, "netgear-aio")
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self._sync.stats
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def send(self, frame: np.ndarray, message: Any = None) -> Any:
+        """Send one frame; returns what the sync ``send()`` returns. Send mode only.
+
+        Cancelling it before the frame went to the worker sends nothing; once it has, the
+        cancellation takes effect when the sync send is done with the frame (sent whole,
+        or given up within its timeouts; ``close()`` cuts that short), so the array is
+        free again when ``send()`` returns or raises, and a REQ socket never holds half
+        an exchange. The reply data of a cancelled send is dropped.
+        """
+        self._sync._check_send(frame, message)
+        async with self._turn:
+            if self._closed:
+                raise ClosedError("this NetGear is closed")
+            return await _finish_first(self._run(self._sync.send, frame, message))
+
+    async def recv(self, return_data: Any = None) -> Any:
+        """The next frame (or mode-shaped tuple); None once the stream has ended.
+
+        Cancelling it never loses a frame: one already taken off the socket (being
+        decoded) is what the next ``recv()`` returns.
+        """
+        half = self._sync._check_recv(return_data)
+        async with self._turn:
+            if self._kept is not None:
+                kept, self._kept = self._kept, None
+                return await self._keep_on_cancel(kept)
+            if self._closed:
+                return None
+            if half.conflate:  # the sync reader thread keeps the newest; wait for it there
+                return await self._keep_on_cancel(self._run(self._sync.recv, return_data))
+            return await self._receive(half, return_data)
+
+    async def _receive(self, half: Receiver, return_data: Any) -> Any:
+        stopped = half.closing.is_set
+        # the only await before a message is taken: between taking it (receive_now) and
+        # replying to it (_take) nothing may be cancelled, or a REP socket is left owing
+        await asyncio.sleep(0)  # a steady stream must not starve the loop's other tasks
+        while True:
+            if self._closed:
+                return None
+            got = receive_now(half.transport, half.channels, half.copy)
+            if got is None:
+                if not await readable(half.channels, half.wait, self._wakers, stopped):
+                    if self._closed or stopped():
+                        return None
+                    # a wait that ended with input queued is no timeout (same as sync)
+                    got = receive_now(half.transport, half.channels, half.copy)
+                    if got is None:
+                        return half._timed_out()
+                else:
+                    continue
+            verdict, incoming = half._take(*got, return_data)
+            if verdict == FINISH:
+                return None
+            if verdict != DELIVER or incoming is None:
+                continue
+            if incoming.codec == "raw":  # a view of the payload: nothing to offload
+                result = half._deliver(incoming)
+            else:
+                result = await self._keep_on_cancel(self._run(half._deliver, incoming))
+            if result is not _SKIP:
+                return result
+
+    async def close(self, kill: bool = False) -> None:
+        """End the stream and release everything, as the sync ``close()`` (same bounds).
+
+        Idempotent. A call in progress in another task returns (recv() None, send()
+        ClosedError or its result) first. Cancelling close() does not stop it: the
+        sockets are released all the same.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._sync._closing.set()  # interrupts a send in the worker within one poll slice
+        for waker in list(self._wakers):
+            if not waker.done():
+                waker.set_result(None)
+        try:
+            await asyncio.wait_for(self._turn.acquire(), CLOSE_WAIT)
+        except asyncio.TimeoutError:
+            logger.warning("close(): a call still runs after %gs; closing anyway", CLOSE_WAIT)
+        else:
+            self._turn.release()
+        done = self._run(self._sync.close, kill)
+        self._worker.shutdown(wait=False)
+        await _finish_first(done)
+
+    async def __aenter__(self) -> NetGear:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        frame = await self.recv()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+    def _run(self, call: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._worker, call, *args)
+
+    async def _keep_on_cancel(self, work: asyncio.Future[Any]) -> Any:
+        """Await ``work``; if cancelled, keep it for the next recv() instead of losing it."""
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.done() or not work.cancelled():
+                self._kept = work
+            raise
+
+
+async def _finish_first(work: asyncio.Future[Any]) -> Any:
+    """Await ``work`` to its end even when cancelled, then let the cancellation through."""
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
