@@ -6,5 +6,6 @@ NetGear_Async examples with only the import changed. See docs/aio.md.
 """
 
 from .netgear import NetGear
+from .vidgear import NetGear_Async
 
-__all__ = ["NetGear"]
+__all__ = ["NetGear", "NetGear_Async"]
