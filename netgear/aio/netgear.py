@@ -155,9 +155,12 @@ class NetGear:
             logger.warning("close(): a call still runs after %gs; closing anyway", CLOSE_WAIT)
         else:
             self._turn.release()
-        done = self._run(self._sync.close, kill)
-        self._worker.shutdown(wait=False)
-        await _finish_first(done)
+        try:
+            await _finish_first(self._run(self._sync.close, kill))
+        finally:
+            # its last job is done, so the thread is only exiting: joining it is quick, and
+            # close() leaves no thread behind
+            self._worker.shutdown(wait=True)
 
     async def __aenter__(self) -> NetGear:
         return self
