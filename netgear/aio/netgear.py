@@ -146,6 +146,8 @@ class NetGear:
             return
         self._closed = True
         self._sync._closing.set()  # interrupts a send in the worker within one poll slice
+        if self._kept is not None:  # never collected: its outcome is of no use now
+            self._kept.add_done_callback(_discard)
         for waker in list(self._wakers):
             if not waker.done():
                 waker.set_result(None)
@@ -188,6 +190,11 @@ class NetGear:
             if not work.done() or not work.cancelled():
                 self._kept = work
             raise
+
+
+def _discard(work: asyncio.Future[Any]) -> None:
+    if not work.cancelled():
+        work.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 async def _finish_first(work: asyncio.Future[Any]) -> Any:
