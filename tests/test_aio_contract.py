@@ -20,6 +20,7 @@ import pytest
 CONTRACT: list[tuple[str, str, dict[str, Any]]] = [
     *[("test_core", "test_tcp_exact_frames_and_end_of_stream", {"pattern": p}) for p in (0, 1, 2)],
     ("test_core", "test_other_protocols", {"pattern": 1, "protocol": "ipc"}),
+    ("test_core", "test_other_protocols", {"pattern": 0, "protocol": "inproc"}),
     ("test_core", "test_dtypes_and_shapes_are_exact", {"pattern": 0}),
     ("test_core", "test_wrong_method_for_mode_raises_value_error", {}),
     ("test_core", "test_unsendable_frames_raise_payload_error", {"bad": [1, 2, 3]}),
