@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
+from conftest import free_port
 
 import netgear
 from netgear import PeerTimeoutError
@@ -127,3 +129,38 @@ def test_a_timed_out_wait_for_then_the_next_recv_gets_the_frame(port: int) -> No
                 await asyncio.wait_for(sending, 5.0)
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_receivers_dropped_unclosed_leave_the_loop_usable() -> None:
+    """Their sockets close in the sync finalizer; the loop's watch on them must go first,
+    or a stale reader on a reused descriptor number breaks the loop's next connections."""
+    from netgear import NetGear as SyncNetGear
+
+    async def main() -> None:
+        for _ in range(20):
+            port = free_port()
+            rx = NetGear(address=HOST, port=port, receive_mode=True)
+            tx = SyncNetGear(address=HOST, port=port)
+            tx.send(np.zeros((4, 4), np.uint8))
+            assert await asyncio.wait_for(rx.recv(), 5.0) is not None
+            tx.close(kill=True)
+            del rx, tx
+            gc.collect()
+        server = await asyncio.start_server(echo_ok, HOST, 0)
+        try:
+            for _ in range(10):
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(HOST, server.sockets[0].getsockname()[1]), 2.0)
+                assert await asyncio.wait_for(reader.read(), 2.0) == b"ok"
+                writer.close()
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+async def echo_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"ok")
+    await writer.drain()
+    writer.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from ..core.netgear import NetGear as SyncNetGear
 from ..core.receiver import _SKIP, Receiver
 from ..errors import ClosedError
-from ..link.zmq.aio import readable, receive_now
+from ..link.zmq.aio import Watch, receive_now
 from ..modes import DELIVER, FINISH
 
 __all__ = ["CLOSE_WAIT", "YIELD_EVERY", "NetGear"]
@@ -51,7 +52,14 @@ class NetGear:
         self.settings = self._sync.settings
         self._closed = False
         self._turn = asyncio.Lock()  # one call at a time touches the sockets
-        self._wakers: set[asyncio.Future[None]] = set()  # loop waits close() cuts short
+        half = self._sync._half
+        # the loop's watch on a receiver's sockets (a sender's waits are the worker's)
+        self._watch = Watch(half.channels) if isinstance(half, Receiver) else None
+        if self._watch is not None:
+            # Dropped unclosed: stop watching before the sync finalizer closes the sockets
+            # (a stale loop reader on a reused descriptor number would break its new owner).
+            # Weakref callbacks run before the instance's attributes are released.
+            weakref.finalize(self, self._watch.release)
         # a cancelled recv()'s frame, already taken off the socket: the next recv() gets it
         self._kept: asyncio.Future[Any] | None = None
         self._yielded_at = float("-inf")  # loop time recv() last let other tasks run
@@ -114,7 +122,8 @@ class NetGear:
                 return None
             got = receive_now(half.transport, half.channels, half.copy)
             if got is None:
-                if not await readable(half.channels, half.wait, self._wakers, stopped):
+                assert self._watch is not None  # built for every receiver
+                if not await self._watch.wait(half.wait, stopped):
                     if self._closed or stopped():
                         return None
                     # a wait that ended with input queued is no timeout (same as sync)
@@ -148,15 +157,16 @@ class NetGear:
         self._sync._closing.set()  # interrupts a send in the worker within one poll slice
         if self._kept is not None:  # never collected: its outcome is of no use now
             self._kept.add_done_callback(_discard)
-        for waker in list(self._wakers):
-            if not waker.done():
-                waker.set_result(None)
+        if self._watch is not None:
+            self._watch.wake()
         try:
             await asyncio.wait_for(self._turn.acquire(), CLOSE_WAIT)
         except asyncio.TimeoutError:
             logger.warning("close(): a call still runs after %gs; closing anyway", CLOSE_WAIT)
         else:
             self._turn.release()
+        if self._watch is not None:  # on the loop's thread, before the sockets close
+            self._watch.release()
         try:
             await _finish_first(self._run(self._sync.close, kill))
         finally:

@@ -22,7 +22,7 @@ from ..base import Stop, never
 from .channel import Channel, translate_errors
 from .transport import Transport
 
-__all__ = ["readable", "receive_now"]
+__all__ = ["Watch", "receive_now"]
 
 
 def receive_now(transport: Transport, channels: Sequence[Channel],
@@ -42,51 +42,81 @@ def receive_now(transport: Transport, channels: Sequence[Channel],
             return None
 
 
-async def readable(channels: Sequence[Channel], timeout: float | None,
-                   wakers: set[asyncio.Future[None]], stop: Stop) -> bool:
-    """Wait until a message is queued on any of ``channels``: True, else False when
-    ``timeout`` passed or ``stop()`` turned true (``close()`` resolves the futures it
-    finds in ``wakers`` after setting what ``stop`` reads).
+class Watch:
+    """The loop's watch on a receiver's sockets, for waits in :meth:`wait`.
 
-    Cancelling the wait consumes nothing: every reader is removed before this returns.
+    The descriptors are registered with the loop at the first wait and stay registered
+    until :meth:`release` (a registration per wait would cost a fair share of a frame's
+    time at 640x480), and again after the sockets or the loop changed. ``release()``
+    must run on the loop's thread before the sockets close.
     """
-    socks = [c.sock for c in channels if c.sock is not None]
-    if not socks:
-        return False
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    fds = [s.getsockopt(zmq.FD) for s in socks]
-    woken: asyncio.Future[None] = loop.create_future()
 
-    def wake() -> None:
-        if not woken.done():
-            woken.set_result(None)
+    def __init__(self, channels: Sequence[Channel]) -> None:
+        self.channels = channels
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.socks: tuple[zmq.Socket, ...] = ()
+        self.fds: tuple[int, ...] = ()
+        self.waiter: asyncio.Future[None] | None = None
 
-    wakers.add(woken)
-    for fd in fds:
-        loop.add_reader(fd, wake)
-    try:
+    def ready(self) -> bool:
+        """True when a message is queued. Reading ``ZMQ_EVENTS`` is also what lets a
+        socket process its pending commands and so clears its descriptor."""
+        with translate_errors("poll"):
+            return any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in self.socks)
+
+    async def wait(self, timeout: float | None, stop: Stop) -> bool:
+        """Until a message is queued: True; False when ``timeout`` passed or ``stop()``
+        turned true (:meth:`wake` makes a waiting call look). Cancelling it consumes
+        nothing."""
+        loop = asyncio.get_running_loop()
+        self._arm(loop)
+        if not self.socks:
+            return False
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
-            # checked after the readers are in place: ZMQ_FD only fires on a change, and
-            # reading ZMQ_EVENTS is what rearms it
-            with translate_errors("poll"):
-                if any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in socks):
-                    return True
+            if self.ready():
+                return True
             if stop():
                 return False
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 return False
-            timer = None if left is None else loop.call_later(left, wake)
+            self.waiter = woken = loop.create_future()
+            timer = None if left is None else loop.call_later(left, self.wake)
             try:
                 await woken
             finally:
+                self.waiter = None
                 if timer is not None:
                     timer.cancel()
-            wakers.discard(woken)
-            woken = loop.create_future()
-            wakers.add(woken)
-    finally:
-        wakers.discard(woken)
-        for fd in fds:
-            loop.remove_reader(fd)
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def release(self) -> None:
+        loop, fds = self.loop, self.fds
+        self.loop, self.socks, self.fds = None, (), ()
+        if loop is not None and not loop.is_closed():
+            for fd in fds:
+                loop.remove_reader(fd)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        socks = tuple(c.sock for c in self.channels if c.sock is not None)
+        if loop is self.loop and socks == self.socks:
+            return
+        self.release()
+        self.loop, self.socks = loop, socks
+        self.fds = tuple(s.getsockopt(zmq.FD) for s in socks)
+        for fd in self.fds:
+            loop.add_reader(fd, self._fired)
+
+    def _fired(self) -> None:
+        if any(s.closed for s in self.socks):
+            self.release()  # an instance dropped unclosed: its descriptors may be reused
+            return
+        # Cleared also while nobody waits (a frame arrived between two recv() calls);
+        # otherwise the loop would call this again at once, for as long as it stays set.
+        for sock in self.socks:
+            sock.getsockopt(zmq.EVENTS)
+        self.wake()
