@@ -108,7 +108,7 @@ class NetGear:
     async def _receive(self, half: Receiver, return_data: Any) -> Any:
         stopped = half.closing.is_set
         # A frame already queued is returned without suspending, as asyncio.Queue.get()
-        # does (a loop iteration per frame costs more than 5% at 640x480), but a steady
+        # does (a loop iteration per frame costs several percent at 640x480), but a steady
         # stream must not starve the loop's other tasks: yield every YIELD_EVERY seconds.
         # This is the only await before a message is taken; between taking it
         # (receive_now) and replying to it (_take) nothing may be cancelled, or a REP
