@@ -164,3 +164,25 @@ async def echo_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     writer.write(b"ok")
     await writer.drain()
     writer.close()
+
+
+@pytest.mark.timeout(20)
+def test_a_cancelled_send_waits_for_its_exchange_and_close_cuts_it_short(port: int) -> None:
+    async def main() -> None:
+        tx = NetGear(address=HOST, port=port, pattern=1, request_timeout=30, max_retries=3)
+        sending = asyncio.ensure_future(tx.send(np.zeros((4, 4), np.uint8)))
+        await asyncio.sleep(0.3)
+        sending.cancel()
+        await asyncio.sleep(0.3)
+        # the REQ exchange is still under way in the worker: the cancellation waits for it
+        assert not sending.done()
+        start = time.monotonic()
+        await asyncio.wait_for(tx.close(), 5.0)
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        # close() interrupts the exchange within a poll slice, then gives the END its
+        # bounded second (no receiver): far below request_timeout x retries (120 s)
+        assert time.monotonic() - start < 3.0
+        assert tx.closed
+
+    asyncio.run(main())

@@ -208,16 +208,22 @@ def _discard(work: asyncio.Future[Any]) -> None:
 
 
 async def _finish_first(work: asyncio.Future[Any]) -> Any:
-    """Await ``work`` to its end even when cancelled, then let the cancellation through."""
+    """Await ``work`` to its end even when cancelled, then let the cancellation through
+    (whatever ``work`` returned or raised is then dropped)."""
     cancelled = False
     while True:
         try:
             result = await asyncio.shield(work)
         except asyncio.CancelledError:
-            if work.done():
-                raise
-            cancelled = True
-            continue
+            if not work.done():
+                cancelled = True
+                continue
+            work.add_done_callback(_discard)
+            raise
+        except Exception:
+            if cancelled:
+                raise asyncio.CancelledError from None
+            raise
         if cancelled:
             raise asyncio.CancelledError
         return result
