@@ -58,7 +58,7 @@ import workers  # noqa: E402
 from contenders import CONTENDERS, HOST, JPEG_QUALITY  # noqa: E402
 
 THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-reqrep-lockstep", "netgear-pubsub",
-              "pyzmq-pair",
+              "netgear-pair-aio", "netgear-reqrep-aio", "pyzmq-pair",
               "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp",
               *(k for k in CONTENDERS if k.startswith("old-")))  # NETGEAR_BENCH_OLD set
 LATENCY = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair", "imagezmq",
@@ -79,6 +79,9 @@ THROUGHPUT_RATIOS = (
     ("netgear PAIR / old commit", "netgear-pair", "old-netgear-pair"),
     ("netgear REQ/REP / old commit", "netgear-reqrep", "old-netgear-reqrep"),
     ("netgear PUB/SUB / old commit", "netgear-pubsub", "old-netgear-pubsub"),
+    ("netgear PAIR, asyncio receiver / sync receiver", "netgear-pair-aio", "netgear-pair"),
+    ("netgear REQ/REP, asyncio receiver / sync receiver", "netgear-reqrep-aio",
+     "netgear-reqrep"),
 )
 # Latency ratios of p50: <1 means the numerator is faster.
 LATENCY_RATIOS = (

@@ -48,6 +48,10 @@ class Link:
     close: Callable[[], Any]
     send: Callable[[np.ndarray], Any] | None = None
     recv: Callable[[], Any] | None = None
+    # an asyncio receiver: ``await arecv()`` is measured inside ``loop`` (recv() stays
+    # for the drain after the measurement)
+    arecv: Callable[[], Any] | None = None
+    loop: Any = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,37 @@ def _netgear(pattern: int, old: bool = False, **options: Any) -> tuple[Callable,
             gear = NetGear(address=HOST, port=port, pattern=pattern, receive_mode=True,
                            logging=False)
         return Link(recv=gear.recv, close=gear.close)
+
+    return open_sender, open_receiver
+
+
+# -- netgear.aio: the asyncio receiver, fed by the sync sender ------------------------------
+def _netgear_aio(pattern: int) -> tuple[Callable, Callable]:
+    open_sender, _ = _netgear(pattern)
+
+    def open_receiver(port: int, shape: tuple[int, ...]) -> Link:
+        import asyncio
+
+        from netgear.aio import NetGear
+
+        # The measurement awaits gear.recv() inside this loop, as an app would; recv()
+        # (one loop run per call) serves only the drain after it.
+        loop = asyncio.new_event_loop()
+
+        async def build() -> NetGear:
+            return NetGear(address=HOST, port=port, pattern=pattern, receive_mode=True,
+                           logging=False)
+
+        gear = loop.run_until_complete(build())
+
+        def recv() -> Any:
+            return loop.run_until_complete(gear.recv())
+
+        def close() -> None:
+            loop.run_until_complete(gear.close())
+            loop.close()
+
+        return Link(recv=recv, close=close, arecv=gear.recv, loop=loop)
 
     return open_sender, open_receiver
 
@@ -258,6 +293,9 @@ def _contenders() -> dict[str, Contender]:
         Contender("netgear-reqrep-lockstep", "netgear REQ/REP send_window=0",
                   *_netgear(1, send_window=0)),
         Contender("netgear-pubsub", "netgear PUB/SUB", *_netgear(2), lossless=False),
+        # the same streams into netgear.aio.NetGear's recv() (issue 14)
+        Contender("netgear-pair-aio", "netgear PAIR, asyncio receiver", *_netgear_aio(0)),
+        Contender("netgear-reqrep-aio", "netgear REQ/REP, asyncio receiver", *_netgear_aio(1)),
         Contender("pyzmq-pair", "raw pyzmq PAIR", *_pyzmq_pair(copy=True)),
         Contender("pyzmq-pair-nocopy", "raw pyzmq PAIR copy=False", *_pyzmq_pair(copy=False)),
         Contender("imagezmq", "imagezmq 1.2 REQ/REP", _imagezmq_sender, _imagezmq_receiver),

@@ -346,41 +346,67 @@ def sender_main(spec: dict[str, Any], state: Any, conn: Connection) -> None:
 # -- receiver -------------------------------------------------------------------------------
 def _measure(link: Link, spec: dict[str, Any], checker: Checker,
              conn: Connection) -> dict[str, Any]:
+    meter = _Meter(spec, checker, conn)
+    if link.arecv is not None:  # an asyncio receiver: awaited inside its running loop
+        arecv = link.arecv
+
+        async def run() -> None:
+            while meter.take(await arecv()):
+                pass
+
+        assert link.loop is not None
+        link.loop.run_until_complete(run())
+        return meter.result()
     recv = link.recv
     assert recv is not None
-    rss = RssSampler()
-    warmup_ns = int(spec["warmup"] * 1e9)
-    window_ns = int(spec["seconds"] * 1e9)
-    paced = bool(spec.get("fps"))  # unpaced latency is queueing, not worth reporting
-    begin = end = None
-    count, first, last = 0, 0, 0
-    latencies: list[int] = []
-    while True:
-        frame = recv()
+    while meter.take(recv()):
+        pass
+    return meter.result()
+
+
+class _Meter:
+    """Counts frames from the first one on: warm-up, then the measured window."""
+
+    def __init__(self, spec: dict[str, Any], checker: Checker, conn: Connection) -> None:
+        self.spec, self.checker, self.conn = spec, checker, conn
+        self.rss = RssSampler()
+        self.warmup_ns = int(spec["warmup"] * 1e9)
+        self.window_ns = int(spec["seconds"] * 1e9)
+        self.paced = bool(spec.get("fps"))  # unpaced latency is queueing, not worth reporting
+        self.begin: int | None = None
+        self.end = 0
+        self.count, self.first, self.last = 0, 0, 0
+        self.latencies: list[int] = []
+
+    def take(self, frame: Any) -> bool:
+        """Check and count one frame; False once the window is over."""
         now = time.monotonic_ns()
         if frame is None:
-            raise EOFError(f"stream ended after {checker.counts['frames']} frames")
-        sent_at = checker.check(frame)
-        if begin is None:  # the clock starts at the first frame, so setup is excluded
-            _post(conn, "first")
-            begin = now + warmup_ns
-            end = begin + window_ns
-        if now < begin:
-            continue
-        if now >= end:
-            break
-        if count == 0:
-            first = now
-        count += 1
-        last = now
-        if paced and sent_at is not None:
-            latencies.append(now - sent_at)
-    if count >= 2 and last > first:
-        fps = (count - 1) / ((last - first) / 1e9)
-    else:
-        fps = count / spec["seconds"]
-    return {"fps": fps, "measured": count, "latencies_ns": latencies,
-            "rx_rss_mb": rss.peak_mb(), **checker.counts}
+            raise EOFError(f"stream ended after {self.checker.counts['frames']} frames")
+        sent_at = self.checker.check(frame)
+        if self.begin is None:  # the clock starts at the first frame, so setup is excluded
+            _post(self.conn, "first")
+            self.begin = now + self.warmup_ns
+            self.end = self.begin + self.window_ns
+        if now < self.begin:
+            return True
+        if now >= self.end:
+            return False
+        if self.count == 0:
+            self.first = now
+        self.count += 1
+        self.last = now
+        if self.paced and sent_at is not None:
+            self.latencies.append(now - sent_at)
+        return True
+
+    def result(self) -> dict[str, Any]:
+        if self.count >= 2 and self.last > self.first:
+            fps = (self.count - 1) / ((self.last - self.first) / 1e9)
+        else:
+            fps = self.count / self.spec["seconds"]
+        return {"fps": fps, "measured": self.count, "latencies_ns": self.latencies,
+                "rx_rss_mb": self.rss.peak_mb(), **self.checker.counts}
 
 
 def receiver_main(spec: dict[str, Any], state: Any, conn: Connection) -> None:

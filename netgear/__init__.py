@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .aio import NetGear as AsyncNetGear
 from .core.frameinfo import FrameInfo
 from .core.netgear import NetGear
 from .errors import (
@@ -26,6 +27,7 @@ from .modes.tap import TappedPacket
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncNetGear",
     "CamGear",
     "ClosedError",
     "DependencyError",

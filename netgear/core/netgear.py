@@ -113,17 +113,7 @@ class NetGear:
         frame N back's); ``send_window=0`` waits for this frame's.
         The frame's buffer may be reused as soon as this returns.
         """
-        if not isinstance(self._half, Sender):
-            raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "
-                             "so call recv()")
-        if message is not None and not self._carries_message:
-            raise UsageError("send(message=...) needs bidirectional_mode or multiserver_mode; "
-                             "without them the receiver has no way to return the message")
-        if frame is None and message is None:
-            raise PayloadError("send(None) needs a message: send(None, message=...) sends "
-                               "data only; otherwise pass a numpy array frame")
-        if frame is not None and not isinstance(frame, np.ndarray):
-            raise PayloadError(f"frame must be a numpy array, got {type(frame).__name__}")
+        self._check_send(frame, message)
         with self._lock:
             if self._closed:
                 raise ClosedError("this NetGear is closed")
@@ -137,16 +127,35 @@ class NetGear:
         ``info=True`` returns a :class:`~netgear.FrameInfo` (frame, name, sequence, send
         time, latency, message) instead of the mode's shape, in every mode.
         """
+        self._check_recv(return_data)
+        with self._lock:
+            if self._closed:
+                return None
+            return self._half.receive(return_data, info)
+
+    # the argument checks, shared with netgear.aio.NetGear
+    def _check_send(self, frame: Any, message: Any) -> Sender:
+        if not isinstance(self._half, Sender):
+            raise UsageError("send() is for send mode; this NetGear has receive_mode=True, "
+                             "so call recv()")
+        if message is not None and not self._carries_message:
+            raise UsageError("send(message=...) needs bidirectional_mode or multiserver_mode; "
+                             "without them the receiver has no way to return the message")
+        if frame is None and message is None:
+            raise PayloadError("send(None) needs a message: send(None, message=...) sends "
+                               "data only; otherwise pass a numpy array frame")
+        if frame is not None and not isinstance(frame, np.ndarray):
+            raise PayloadError(f"frame must be a numpy array, got {type(frame).__name__}")
+        return self._half
+
+    def _check_recv(self, return_data: Any) -> Receiver:
         if not isinstance(self._half, Receiver):
             raise UsageError("recv() is for receive mode; this NetGear has receive_mode=False, "
                              "so call send()")
         if return_data is not None and not self._returns_data:
             raise UsageError("recv(return_data=...) needs bidirectional_mode=True (or "
                              "multiclient_mode=True) with pattern 0 or 1")
-        with self._lock:
-            if self._closed:
-                return None
-            return self._half.receive(return_data, info)
+        return self._half
 
     def close(self, kill: bool = False) -> None:
         """End the stream (the peer's recv() returns None) and release everything.
