@@ -14,8 +14,8 @@ import msgpack
 import numpy as np
 
 from ..errors import ClosedError
+from .common import CREDIT, FIRST, LAST, MSG_MAX, REPLY, REPLY_CHUNK, writable
 from .segment import Segment, check_name, try_lock, unlock
-from .sender import _CREDIT, _MSG_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ShmReceiver:
         self.fanout, self.conflate, self.copy = bool(fanout), bool(conflate), bool(copy)
         self._seg: Optional[Segment] = None
         self._sock: Optional[socket.socket] = None
-        self._buf = bytearray(_MSG_MAX)
+        self._buf = bytearray(MSG_MAX)
         self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
         self._last_seq = 0
         self.received = 0
@@ -72,6 +72,38 @@ class ShmReceiver:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
+    def fileno(self) -> int:
+        """The wake-up socket to poll while attached to a sender, else -1."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def release(self) -> None:
+        """Give the frame last returned back to the sender now (it becomes invalid)."""
+        self._release()
+
+    def reply(self, data: bytes, timeout: float = 0.5) -> bool:
+        """Send ``data`` back to a lossless sender (its ``wait_reply()``); False when it
+        could not be queued within ``timeout`` s (no sender, or one not reading)."""
+        sock = self._sock
+        if sock is None:
+            return False
+        deadline = time.monotonic() + timeout
+        view = memoryview(data)
+        count = max(1, -(-len(view) // REPLY_CHUNK))
+        for i in range(count):
+            flags = (FIRST if i == 0 else 0) | (LAST if i == count - 1 else 0)
+            packet = REPLY + bytes([flags]) + view[i * REPLY_CHUNK:(i + 1) * REPLY_CHUNK]
+            while True:
+                try:
+                    sock.send(packet)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not writable(sock, left):
+                        return False
+                except OSError:
+                    return False  # the sender is gone
+        return True
+
     def _attach(self) -> bool:
         seg = Segment.attach(self.name)
         if seg is None:
@@ -105,7 +137,7 @@ class ShmReceiver:
     def _credit(self, slot: int) -> None:
         # a dead sender needs no credit; a new one starts with every slot free
         with contextlib.suppress(OSError):
-            self._sock.send(_CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
+            self._sock.send(CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
 
     def _release(self) -> None:
         slot, self._held = self._held, -1
