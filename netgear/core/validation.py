@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ..errors import OptionError
 from ..link import NOBLOCK
+from ..link.shm.names import check_shm_combinations
 from ..modes import Mode
 from .settings import Settings
 
@@ -33,6 +34,8 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
         mode = "multiserver_mode" if settings.receive_mode else "multiclient_mode"
         raise OptionError(f"a list of ports on the {side} needs {mode}=True; "
                           "otherwise give a single port", key="port")
+    if settings.protocol == "shm":
+        check_shm_combinations(opts)
     enabled = frozenset(m.key for m in mode_types)
     if {"multiserver_mode", "multiclient_mode"} <= enabled:
         raise OptionError("multiserver_mode and multiclient_mode cannot be enabled together; "

@@ -72,6 +72,10 @@ class ShmReceiver:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
+    def attach(self) -> bool:
+        """Attach to the stream's sender now if it is there (receive() also does)."""
+        return self._seg is not None or self._attach()
+
     def fileno(self) -> int:
         """The wake-up socket to poll while attached to a sender, else -1."""
         return -1 if self._sock is None else self._sock.fileno()
