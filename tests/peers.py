@@ -5,6 +5,7 @@ SIGKILL and start it again::
 
     python tests/peers.py receiver --pattern 1 --port 5555 [--options JSON]
     python tests/peers.py sender --pattern 1 --port 5555 --start 0 [--count N] [--interval S]
+    python tests/peers.py receiver --pattern 0 --port null --protocol shm --address cam0
 
 Each prints one line per event on stdout: ``ready``; a receiver ``frame VALUE`` (or ``frame
 PORT VALUE`` in multi-server mode), then ``end`` and ``stats JSON`` (``--pause-at V``: stop
@@ -156,7 +157,7 @@ class Peer:
                    "--pattern", str(pattern), "--port", json.dumps(port)]
         for key, value in args.items():
             flag = "--" + key.replace("_", "-")
-            command += [flag, json.dumps(value) if key == "options" else str(value)]
+            command += [flag, json.dumps(value) if key in ("options", "address") else str(value)]
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._changed = threading.Condition()
@@ -278,12 +279,14 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--quiet", type=int, default=0)  # sender: no line per frame
+    parser.add_argument("--protocol", default="tcp")
+    parser.add_argument("--address", type=json.loads, default='"127.0.0.1"')  # a JSON value
     args = parser.parse_args()
     from netgear import NetGear
 
     receiving = args.role == "receiver"
-    gear = NetGear(address="127.0.0.1", port=args.port, pattern=args.pattern,
-                   receive_mode=receiving, **args.options)
+    gear = NetGear(address=args.address, port=args.port, protocol=args.protocol,
+                   pattern=args.pattern, receive_mode=receiving, **args.options)
     try:
         (_run_receiver if receiving else _run_sender)(args, gear)
     finally:
