@@ -480,3 +480,35 @@ def test_stamped_frames_carry_their_values(names: Names) -> None:
     finally:
         tx.close()
         rx.close()
+
+
+# -- CLI --------------------------------------------------------------------------------------
+@pytest.mark.timeout(40)
+def test_demo_protocol_shm_cameras_reach_the_hub() -> None:
+    import httpx
+    from test_cli import cli, read_url
+    from web_helpers import wait_for
+
+    proc = cli("demo", "--protocol", "shm", "--seconds", "3", "--web-port", "0",
+               "--stats-every", "0", "--streams", "2", "--resolution", "160x120")
+    try:
+        url = read_url(proc)
+
+        def all_live() -> bool:
+            streams = httpx.get(url + "stats", timeout=2).json()["streams"]
+            return len(streams) == 2 and all(s["status"] == "live" for s in streams)
+
+        wait_for(all_live, timeout=10)
+        # the frames came through shared memory: the streams' segments exist
+        assert os.path.exists(segment_path(f"demo{proc.pid}-2"))
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        assert "demo stopped" in out and "Traceback" not in err
+        assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"netgear.demo{proc.pid}-")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for index in (1, 2):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(segment_path(f"demo{proc.pid}-{index}"))
