@@ -28,7 +28,7 @@ if not sys.platform.startswith("linux"):  # OFD locks and /dev/shm
 from peers import Peer, stamp, value_of
 
 from netgear import NetGear
-from netgear.errors import OptionError, PayloadError, PeerTimeoutError
+from netgear.errors import OptionError, PayloadError, PeerTimeoutError, UsageError
 from netgear.shm import segment_path
 from netgear.shm.common import socket_dir
 
@@ -308,8 +308,12 @@ def test_multiserver_two_named_streams_into_one_receiver(names: Names) -> None:
                         options={"multiserver_mode": True}, quiet=1) for n in (a, b)]
         try:
             by_stream: dict[str, list[int]] = {}
-            while (item := rx.recv()) is not None:
-                by_stream.setdefault(item[0], []).append(value_of(item[1]))
+            # recv() returns None when every server that joined so far has closed: one
+            # process may finish before the other starts, so read on until both are in
+            while sum(map(len, by_stream.values())) < 20:
+                item = rx.recv()
+                if item is not None:
+                    by_stream.setdefault(item[0], []).append(value_of(item[1]))
             assert by_stream == {a: list(range(10)), b: list(range(10))}
             for peer in senders:
                 assert peer.wait(10) == 0
@@ -512,3 +516,28 @@ def test_demo_protocol_shm_cameras_reach_the_hub() -> None:
         for index in (1, 2):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(segment_path(f"demo{proc.pid}-{index}"))
+
+
+def test_loan_sends_a_frame_written_in_place_and_a_lapsed_loan_frees_its_slot(
+        names: Names) -> None:
+    from netgear.link.shm import loan
+
+    tx, rx = pair(names(), 0, tx_opts={"shm_slots": 2})
+    try:
+        got = Collector(rx)
+        for k in range(12):
+            frame = loan(tx, SHAPE)
+            assert frame.flags.writeable and frame.shape == SHAPE
+            frame[...] = k
+            tx.send(frame)
+            loan(tx, SHAPE)  # not sent: the next send() gives the slot back unused
+            tx.send(frame_of(100 + k))
+        tx.close()
+        values = [int(i[0, 0, 0]) for i in got.join()]
+        # with 2 slots, a lapsed loan that kept its slot would stall the stream at once
+        assert values == [v for k in range(12) for v in (k, 100 + k)]
+        with pytest.raises(UsageError):
+            loan(rx, SHAPE)
+    finally:
+        tx.close()
+        rx.close()

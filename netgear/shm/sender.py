@@ -143,6 +143,13 @@ class ShmSender:
             self._drain(left)
         return self._free.popleft()
 
+    def unreserve(self, slot: int) -> None:
+        """Give back a slot from :meth:`reserve` that will not be committed."""
+        if self.fanout:
+            unlock(self._seg.fd, 1 + slot)
+        elif slot not in self._free:
+            self._free.appendleft(slot)
+
     def slot_buffer(self, slot: int) -> memoryview:
         """The writable bytes of ``slot`` (``slot_bytes`` long), reserved by the caller."""
         start = HEADER_BYTES + slot * self._seg.stride

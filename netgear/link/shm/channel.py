@@ -36,6 +36,7 @@ class ShmChannel:
         self.rebuilds = 0  # nothing to rebuild: a restarted peer reattaches by itself
         self.tx: ShmSender | None = None
         self.rx: ShmReceiver | None = None
+        self.loan: tuple[int, int] | None = None  # (slot, address) lent by ShmLink.loan()
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
         """Nothing to fit: the ring's slots (shm_slots) bound what a sender queues."""
@@ -47,15 +48,18 @@ class ShmChannel:
 class Layout:
     """Where each part of one outgoing message goes: notification or slot."""
 
-    __slots__ = ("header", "pieces", "total")
+    __slots__ = ("frame_at", "header", "pieces", "total")
 
-    def __init__(self, header: bytes, pieces: list[tuple[int, memoryview]], total: int) -> None:
+    def __init__(self, header: bytes, pieces: list[tuple[int, memoryview]], total: int,
+                 frame_at: int) -> None:
         self.header = header
-        self.pieces = pieces  # (offset in the slot, bytes to copy there)
+        self.pieces = pieces  # (offset in the slot, bytes to copy there); the payload first
         self.total = total  # bytes of the slot used; 0: no slot needed
+        self.frame_at = frame_at  # address of the payload's first byte (0: not an array)
 
-    def write(self, slot: memoryview) -> None:
-        for offset, view in self.pieces:
+    def write(self, slot: memoryview, skip_payload: bool = False) -> None:
+        """Copy the pieces into ``slot``; ``skip_payload``: it is already there (a loan)."""
+        for offset, view in self.pieces[1 if skip_payload else 0:]:
             slot[offset:offset + view.nbytes] = view
 
 
@@ -71,7 +75,12 @@ def layout(parts: list[Any], slot_bytes: int) -> Layout:
     specs: list[Any] = [None, None, None]
     pieces: list[tuple[int, memoryview]] = []
     total = 0
-    for index, part in enumerate(parts):
+    frame_at = 0
+    if len(parts) > 1 and isinstance(parts[1], np.ndarray) and parts[1].nbytes:
+        frame_at = parts[1].__array_interface__["data"][0]
+    # the payload first, at offset 0: where a loaned frame already lies
+    for index in sorted(range(len(parts)), key=lambda i: i != 1):
+        part = parts[index]
         view = _bytes_view(part)
         size = view.nbytes
         if (index != 1 and size <= INLINE[index]) or size == 0:
@@ -86,7 +95,7 @@ def layout(parts: list[Any], slot_bytes: int) -> Layout:
             f"frame of {total} bytes (payload and message) does not fit shm_slot_bytes="
             f"{slot_bytes}; create the sender with shm_slot_bytes={total} or more "
             "(receivers need no change)")
-    return Layout(msgpack.packb(specs[:len(parts)]), pieces, total)
+    return Layout(msgpack.packb(specs[:len(parts)]), pieces, total, frame_at)
 
 
 def read_parts(header: bytes, slot: np.ndarray | None) -> list[Any]:

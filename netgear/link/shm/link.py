@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import PeerTimeoutError, TransportError, WireFormatError
+import numpy as np
+
+from ...errors import PayloadError, PeerTimeoutError, TransportError, UsageError, WireFormatError
 from ...shm import ShmReceiver, ShmSender
 from ..base import Stop, never
 from .channel import Layout, ShmChannel, layout, read_parts, reply_bytes, reply_parts
@@ -91,6 +93,16 @@ class ShmLink:
         tx = self._tx(channel)
         deadline = time.monotonic() + timeout
         slot = -1
+        if channel.loan is not None:
+            slot, address = channel.loan
+            channel.loan = None
+            if plan.total and plan.frame_at == address:  # the loaned frame: no copy
+                plan.write(tx.slot_buffer(slot), skip_payload=True)
+                left = max(0.0, deadline - time.monotonic())
+                return SENT if tx.commit(slot, "|u1", [plan.total], plan.header,
+                                         left) else MISSED
+            tx.unreserve(slot)  # something else was sent: the loan lapses
+            slot = -1
         if plan.total:
             while True:
                 left = deadline - time.monotonic()
@@ -167,6 +179,32 @@ class ShmLink:
                 channel.name, timeout, attempt + 1, retries + 1)
         raise PeerTimeoutError(f"shm stream {channel.name!r}: no reply within {timeout:g}s "
                                f"after {retries} retries")
+
+    def loan(self, shape: Any, dtype: Any, timeout: float) -> np.ndarray:
+        """A writable array in a free slot of the stream; ``send()`` it to skip the copy.
+
+        The slot stays reserved until the next send(); sending another array returns it.
+        """
+        if self.receive_mode or len(self.channels) != 1:
+            raise UsageError("loan() is for a shm sender of one stream")
+        channel = self.channels[0]
+        tx = self._tx(channel)
+        if channel.loan is not None:
+            tx.unreserve(channel.loan[0])
+            channel.loan = None
+        kind = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64))
+        if count * kind.itemsize > tx.slot_bytes:
+            raise PayloadError(
+                f"a loan of {count * kind.itemsize} bytes does not fit shm_slot_bytes="
+                f"{tx.slot_bytes}; create the sender with a larger shm_slot_bytes")
+        slot = tx.reserve(timeout)
+        if slot < 0:
+            raise PeerTimeoutError(f"shm stream {channel.name!r}: no free slot within "
+                                   f"{timeout:g}s (lossless: is a receiver attached?)")
+        frame = np.frombuffer(tx.slot_buffer(slot), kind, count).reshape(shape)
+        channel.loan = (slot, frame.__array_interface__["data"][0])
+        return frame
 
     def ready(self, channel: ShmChannel) -> bool:
         """A receiver is attached and a slot is free (or a request of ours is in flight)."""
