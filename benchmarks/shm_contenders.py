@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import tempfile
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -119,13 +120,18 @@ def open_receiver(key: str, addr: str, shape: tuple) -> tuple[Recv, Callable[[],
 
         proto, pattern, where = _netgear_where(key, addr)
         gear = NetGear(protocol=proto, pattern=pattern, receive_mode=True, logging=False,
-                       receive_timeout=1.0, **where)
+                       receive_timeout=0.5, **where)
 
         def recv(timeout: float) -> Any:
-            try:
-                return gear.recv()
-            except PeerTimeoutError:
-                return None
+            # receive_timeout is the slice; keep waiting until the caller's timeout, as
+            # the other contenders do (a spawned sender can be slow to start under load)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    return gear.recv()
+                except PeerTimeoutError:
+                    if time.monotonic() >= deadline:
+                        return None
 
         return recv, gear.close
     if key.startswith("pyzmq"):
