@@ -35,6 +35,7 @@ class ShmReceiver:
         self._seg: Optional[Segment] = None
         self._sock: Optional[socket.socket] = None
         self._buf = bytearray(MSG_MAX)
+        self._poller: Optional[select.poll] = None
         self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
         self._last_seq = 0
         self.received = 0
@@ -61,9 +62,10 @@ class ShmReceiver:
                 time.sleep(min(0.05, left))  # no sender yet: look again shortly
                 continue
             assert self._sock is not None
-            poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-            if poller.poll(max(0, int(left * 1000))):
+            if self._poller is None:  # one per attachment: a wait is a single syscall
+                self._poller = select.poll()
+                self._poller.register(self._sock, select.POLLIN)
+            if self._poller.poll(max(0, int(left * 1000))):
                 got = self._take()
                 if got is not None:
                     self.received += 1
@@ -129,7 +131,7 @@ class ShmReceiver:
             self._sock.close()
         if self._seg is not None:
             self._seg.close(unlink=self._seg.replaced_or_dead() and self._dead_owner())
-        self._sock, self._seg = None, None
+        self._sock, self._seg, self._poller = None, None, None
 
     def _dead_owner(self) -> bool:
         # reclaim a SIGKILLed sender's segment; a replaced one belongs to the new sender

@@ -30,6 +30,7 @@ import errno
 import fcntl
 import grp
 import logging
+import math
 import mmap
 import os
 import re
@@ -215,7 +216,7 @@ class Segment:
             raise
 
     def slot_view(self, slot: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # np.prod costs ~20 us a call, on every frame
         offset = HEADER_BYTES + slot * self.stride
         return np.frombuffer(self.mm, dtype, count, offset).reshape(shape)
 
