@@ -544,3 +544,24 @@ def test_loan_sends_a_frame_written_in_place_and_a_lapsed_loan_frees_its_slot(
     finally:
         tx.close()
         rx.close()
+
+
+def test_bidirectional_pair_large_return_data_comes_back_whole(names: Names) -> None:
+    # replies ride the wake-up socket in 64 KiB chunks: 300 kB must be reassembled
+    opts = {"bidirectional_mode": True}
+    tx, rx = pair(names(), 0, tx_opts={**opts, "send_window": 0}, rx_opts=opts)
+    try:
+        def serve() -> None:
+            k = 0
+            while rx.recv(return_data=np.full(300_000, k % 251, np.uint8)) is not None:
+                k += 1
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        for k in range(4):
+            data = tx.send(frame_of(k), message=k)
+            assert data.shape == (300_000,) and data.min() == data.max() == k
+        tx.close()
+        thread.join(10)
+    finally:
+        tx.close()
+        rx.close()
