@@ -565,3 +565,26 @@ def test_bidirectional_pair_large_return_data_comes_back_whole(names: Names) -> 
     finally:
         tx.close()
         rx.close()
+
+
+def test_pattern_mismatch_between_the_ends_is_a_clear_error(names: Names) -> None:
+    from netgear.errors import TransportError
+
+    name = names()
+    early = NetGear(protocol="shm", address=name, pattern=0, receive_mode=True,
+                    receive_timeout=2)  # started before its sender: finds out at recv()
+    tx = NetGear(protocol="shm", address=name, pattern=2)
+    try:
+        tx.send(frame_of(1))
+        with pytest.raises(TransportError, match=r"pattern 2\).*same pattern"):
+            early.recv()
+        with pytest.raises(TransportError, match=r"pattern 2\).*same pattern"):
+            NetGear(protocol="shm", address=name, pattern=1, receive_mode=True)
+        other = names()
+        with (NetGear(protocol="shm", address=other, pattern=0),
+              pytest.raises(TransportError, match=r"pattern 0 or 1\).*same pattern")):
+            NetGear(protocol="shm", address=other, pattern=2, receive_mode=True)
+    finally:
+        tx.close()
+        early.close()
+    assert not names.leftovers()

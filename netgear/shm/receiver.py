@@ -13,7 +13,7 @@ from typing import Optional
 import msgpack
 import numpy as np
 
-from ..errors import ClosedError
+from ..errors import ClosedError, TransportError
 from .common import CREDIT, FIRST, LAST, MSG_MAX, REPLY, REPLY_CHUNK, writable
 from .segment import Segment, check_name, try_lock, unlock
 
@@ -114,6 +114,14 @@ class ShmReceiver:
         seg = Segment.attach(self.name)
         if seg is None:
             return False
+        if seg.fanout != self.fanout:
+            seg.close()
+            kinds = ("lossless delivery (NetGear pattern 0 or 1)",
+                     "fan-out delivery (NetGear pattern 2)")
+            raise TransportError(
+                f"shm stream {self.name!r} is published with {kinds[seg.fanout]}, but this "
+                f"receiver expects {kinds[self.fanout]}; use the same pattern (engine: "
+                "fanout=) on both ends")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             sock.connect(seg.endpoint)

@@ -67,7 +67,8 @@ class ShmSender:
         self.slot_bytes = common.check_int("slot_bytes", slot_bytes, 1, 1 << 40)
         gid = resolve_group(group)
         endpoint = os.path.join(socket_dir(gid), name + ".sock")
-        self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid)
+        self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid,
+                                   self.fanout)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._conns: list[socket.socket] = []  # fan-out: every receiver; lossless: one
         try:
