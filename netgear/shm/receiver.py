@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import select
 import socket
@@ -65,7 +66,8 @@ class ShmReceiver:
             if self._poller is None:  # one per attachment: a wait is a single syscall
                 self._poller = select.poll()
                 self._poller.register(self._sock, select.POLLIN)
-            if self._poller.poll(max(0, int(left * 1000))):
+            # rounded up: a wait cut short by the rounding would spin until the deadline
+            if self._poller.poll(max(0, math.ceil(left * 1000))):
                 got = self._take()
                 if got is not None:
                     self.received += 1
