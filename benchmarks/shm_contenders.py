@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import tempfile
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -20,14 +21,18 @@ import numpy as np
 CONTENDERS = {
     "shm": "netgear.shm lossless",
     "shm-fanout": "netgear.shm fan-out",
+    "shm-loan": "netgear.shm lossless, loaned slot (no copy)",
     "iceoryx2": "iceoryx2 0.10 pub/sub + event",
+    "netgear-shm": "netgear PAIR shm",
+    "netgear-shm-pub": "netgear PUB/SUB shm",
+    "netgear-shm-loan": "netgear PAIR shm, loan() (no copy)",
     "netgear-ipc": "netgear PAIR ipc",
     "netgear-tcp": "netgear PAIR tcp",
     "pyzmq-ipc": "raw pyzmq PAIR ipc copy=False",
     "pyzmq-tcp": "raw pyzmq PAIR tcp copy=False",
     "tcp": "plain TCP socket",
 }
-FANOUT = ("shm-fanout", "iceoryx2", "pyzmq-pub-ipc")
+FANOUT = ("netgear-shm-pub", "shm-fanout", "iceoryx2", "pyzmq-pub-ipc")
 CONTENDERS["pyzmq-pub-ipc"] = "raw pyzmq PUB/SUB ipc copy=False"
 
 Send = Callable[[np.ndarray], Any]
@@ -39,6 +44,15 @@ def _ipc(addr: str) -> str:
     return "ipc://" + os.path.join(tempfile.gettempdir(), f"shmbench-{addr}")
 
 
+def _netgear_where(key: str, addr: str) -> tuple[str, int, dict[str, Any]]:
+    """protocol, pattern and address/port of a netgear contender."""
+    if key.startswith("netgear-shm"):
+        return "shm", 2 if key == "netgear-shm-pub" else 0, {"address": addr}
+    if key == "netgear-ipc":
+        return "ipc", 0, {"address": _ipc(addr)[6:], "port": "0"}
+    return "tcp", 0, {"address": "127.0.0.1", "port": addr}
+
+
 def open_sender(key: str, addr: str, shape: tuple) -> tuple[Send, Callable[[], None]]:
     nbytes = int(np.prod(shape))
     if key in ("shm", "shm-fanout"):
@@ -46,16 +60,18 @@ def open_sender(key: str, addr: str, shape: tuple) -> tuple[Send, Callable[[], N
 
         tx = ShmSender(addr, fanout=key == "shm-fanout", slot_bytes=nbytes)
         return (lambda f: tx.publish(f, b"", timeout=5.0)), tx.close
+    if key == "shm-loan":
+        return _loan_sender(addr, nbytes)
     if key == "iceoryx2":
         return _iox_sender(addr, nbytes)
     if key.startswith("netgear"):
         from netgear import NetGear
 
-        proto = "ipc" if key == "netgear-ipc" else "tcp"
-        where = dict(address=_ipc(addr)[6:], port="0") if proto == "ipc" else \
-            dict(address="127.0.0.1", port=addr)
-        gear = NetGear(protocol=proto, pattern=0, logging=False, request_timeout=4.0,
+        proto, pattern, where = _netgear_where(key, addr)
+        gear = NetGear(protocol=proto, pattern=pattern, logging=False, request_timeout=4.0,
                        max_retries=0, **where)
+        if key == "netgear-shm-loan":
+            return _loan_send(gear), gear.close
         return gear.send, gear.close
     if key.startswith("pyzmq"):
         import zmq
@@ -87,7 +103,7 @@ def open_sender(key: str, addr: str, shape: tuple) -> tuple[Send, Callable[[], N
 
 
 def open_receiver(key: str, addr: str, shape: tuple) -> tuple[Recv, Callable[[], None]]:
-    if key in ("shm", "shm-fanout"):
+    if key in ("shm", "shm-fanout", "shm-loan"):
         from netgear.shm import ShmReceiver
 
         rx = ShmReceiver(addr, fanout=key == "shm-fanout")
@@ -102,17 +118,20 @@ def open_receiver(key: str, addr: str, shape: tuple) -> tuple[Recv, Callable[[],
     if key.startswith("netgear"):
         from netgear import NetGear, PeerTimeoutError
 
-        proto = "ipc" if key == "netgear-ipc" else "tcp"
-        where = dict(address=_ipc(addr)[6:], port="0") if proto == "ipc" else \
-            dict(address="127.0.0.1", port=addr)
-        gear = NetGear(protocol=proto, pattern=0, receive_mode=True, logging=False,
-                       receive_timeout=1.0, **where)
+        proto, pattern, where = _netgear_where(key, addr)
+        gear = NetGear(protocol=proto, pattern=pattern, receive_mode=True, logging=False,
+                       receive_timeout=0.5, **where)
 
         def recv(timeout: float) -> Any:
-            try:
-                return gear.recv()
-            except PeerTimeoutError:
-                return None
+            # receive_timeout is the slice; keep waiting until the caller's timeout, as
+            # the other contenders do (a spawned sender can be slow to start under load)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    return gear.recv()
+                except PeerTimeoutError:
+                    if time.monotonic() >= deadline:
+                        return None
 
         return recv, gear.close
     if key.startswith("pyzmq"):
@@ -178,6 +197,37 @@ def open_receiver(key: str, addr: str, shape: tuple) -> tuple[Recv, Callable[[],
 
         return recv, close
     raise KeyError(key)
+
+
+# -- netgear.shm with a loaned slot: the producer writes its frame in shared memory -------
+def _loan_sender(addr: str, nbytes: int) -> tuple[Send, Callable[[], None]]:
+    """The engine's reserve/slot_buffer/commit: a producer that renders or captures into
+    the slot has nothing left to copy. Here the frame is constant, so only its stamp is
+    written: what producing the frame costs is the producer's own, with or without shm."""
+    from netgear.errors import PeerTimeoutError
+    from netgear.shm import ShmSender
+
+    tx = ShmSender(addr, slot_bytes=nbytes)
+
+    def send(frame: np.ndarray) -> None:
+        slot = tx.reserve(5.0)
+        if slot < 0:
+            raise PeerTimeoutError("no receiver")
+        tx.slot_buffer(slot)[:8] = memoryview(frame.reshape(-1)[:8])
+        tx.commit(slot, "|u1", [frame.nbytes], b"", 5.0)
+
+    return send, tx.close
+
+
+def _loan_send(gear: Any) -> Send:
+    from netgear.link.shm import loan
+
+    def send(frame: np.ndarray) -> None:
+        buf = loan(gear, frame.shape, frame.dtype, 5.0)
+        buf.reshape(-1)[:8] = frame.reshape(-1)[:8]  # the frame is produced in place
+        gear.send(buf)
+
+    return send
 
 
 # -- iceoryx2: loaned slice samples, an event service for the wake-ups ----------------------

@@ -5,6 +5,7 @@ SIGKILL and start it again::
 
     python tests/peers.py receiver --pattern 1 --port 5555 [--options JSON]
     python tests/peers.py sender --pattern 1 --port 5555 --start 0 [--count N] [--interval S]
+    python tests/peers.py receiver --pattern 0 --port null --protocol shm --address cam0
 
 Each prints one line per event on stdout: ``ready``; a receiver ``frame VALUE`` (or ``frame
 PORT VALUE`` in multi-server mode), then ``end`` and ``stats JSON`` (``--pause-at V``: stop
@@ -287,14 +288,15 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--quiet", type=int, default=0)  # sender: no line per frame
+    parser.add_argument("--protocol", default="tcp")
     parser.add_argument("--address", default="127.0.0.1",  # a list of hubs as JSON
                         type=lambda text: json.loads(text) if text.startswith("[") else text)
     args = parser.parse_args()
     from netgear import NetGear
 
     receiving = args.role == "receiver"
-    gear = NetGear(address=args.address, port=args.port, pattern=args.pattern,
-                   receive_mode=receiving, **args.options)
+    gear = NetGear(address=args.address, port=args.port, protocol=args.protocol,
+                   pattern=args.pattern, receive_mode=receiving, **args.options)
     try:
         (_run_receiver if receiving else _run_sender)(args, gear)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from ..core.netgear import NetGear
@@ -44,6 +45,7 @@ examples:
   netgear demo --streams 9 --jpeg --fps 10
   netgear demo --codec h264 --resolution 1280x720   # needs netgear[video]
   netgear demo --web-port 0 --seconds 30    # a free port, stop after 30 s
+  netgear demo --protocol shm               # cameras to hub through shared memory
 """
 
 
@@ -55,6 +57,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--pattern", type=int, choices=(1, 2), default=1,
                    help="messaging pattern: 1 REQ/REP (default), 2 PUB/SUB")
     add_codec_args(p)
+    p.add_argument("--protocol", choices=("tcp", "shm"), default="tcp",
+                   help="tcp (default): each camera on a loopback port; shm: through shared "
+                        "memory (streams demo<pid>-1, -2, ... in /dev/shm)")
     p.add_argument("--resolution", type=resolution, default=(640, 480), metavar="WxH",
                    help="size of each camera's frames (default 640x480)")
     p.add_argument("--fps", type=positive_float, default=15.0,
@@ -70,19 +75,25 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--streams {args.streams} is more than {MAX_STREAMS}")
     codec = chosen_codec(args)
     check_web(args)  # before any socket opens
-    ports = [free_port(HOST) for _ in range(args.streams)]
     options: dict[str, Any] = codec_options(codec)
     # The receiver reads each frame's codec from its header; video options are the sender's.
-    hub_options = {} if "video_codec" in options else options
+    hub_options = {} if "video_codec" in options else dict(options)
+    address = HOST
+    if args.protocol == "shm":
+        # a stream per camera, named address-port as ipc names its endpoints
+        address, ports = f"demo{os.getpid()}", list(range(1, args.streams + 1))
+        options["protocol"] = hub_options["protocol"] = "shm"
+    else:
+        ports = [free_port(HOST) for _ in range(args.streams)]
     senders: list[FrameSender] = []
     with stop_on_signals() as stop:
-        hub = MontageHub(ports, address=HOST, pattern=args.pattern,
+        hub = MontageHub(ports, address=address, pattern=args.pattern,
                          stale_after=args.stale_after, **hub_options).start()
         try:
             for index, port in enumerate(ports, 1):
                 gear = TestPatternGear(resolution=args.resolution, framerate=args.fps).start()
                 try:
-                    gear_net = NetGear(address=HOST, port=port, pattern=args.pattern,
+                    gear_net = NetGear(address=address, port=port, pattern=args.pattern,
                                        multiserver_mode=True, **options)
                 except BaseException:
                     gear.stop()
@@ -90,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 senders.append(FrameSender(gear, gear_net, name=f"camera {index}").start())
             say(f"demo: {args.streams} synthetic cameras at {args.resolution[0]}x"
                 f"{args.resolution[1]} {args.fps:g} fps, pattern {args.pattern}"
-                f", {codec}, ports {', '.join(map(str, ports))}")
+                f", {codec}, {_where(args.protocol, address, ports)}")
             code = run_montage(hub, stop, web_host=args.web_host, web_port=args.web_port,
                                web_token=args.web_token, web_allow_hosts=args.web_allow_host,
                                seconds=args.seconds, stats_every=args.stats_every,
@@ -108,3 +119,9 @@ def run(args: argparse.Namespace) -> int:
         raise errors[0]
     say("demo stopped")
     return code
+
+
+def _where(protocol: str, address: str, ports: list[int]) -> str:
+    if protocol == "shm":
+        return "shm streams " + ", ".join(f"{address}-{p}" for p in ports)
+    return "ports " + ", ".join(map(str, ports))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClosedError, PayloadError, UsageError
+from ..link.shm import ShmLink
 from ..link.zmq import Transport
 from ..modes import MODES, Mode
 from .options import CORE_OPTIONS, validate_options
@@ -43,7 +44,7 @@ class NetGear:
                  **options: Any) -> None:
         self._closed = True  # until fully built, close() has nothing to undo
         self._modes: list[Mode] = []
-        self._transport: Transport | None = None
+        self._transport: Transport | ShmLink | None = None
         specs = CORE_OPTIONS + tuple(opt for mode in MODES for opt in mode.options)
         settings = build_settings(address, port, protocol, pattern, receive_mode, logging,
                                   validate_options(options, specs))
@@ -61,7 +62,7 @@ class NetGear:
         try:
             self._modes = [m(settings) for m in mode_types]
             needs_reply = settings.policy.replies or any(m.needs_reply() for m in self._modes)
-            self._transport = Transport(
+            self._transport = (ShmLink if settings.protocol == "shm" else Transport)(
                 settings, split=any(m.split_channels(settings) for m in mode_types)
             )
             for mode in self._modes:
@@ -226,7 +227,7 @@ def _give_up_after(settings: Settings, given: dict[str, Any], level: int) -> flo
 
 
 def _release(closing: threading.Event, lock: threading.RLock, half: Sender | Receiver,
-             modes: Sequence[Mode], transport: Transport) -> None:
+             modes: Sequence[Mode], transport: Transport | ShmLink) -> None:
     """close(kill=True), and the finalizer of an instance nobody closed: never blocks.
 
     Must not reference the NetGear itself (it would then never be collected).

@@ -17,6 +17,8 @@ from typing import Any
 from ..codecs import CODECS
 from ..codecs.imageinfo import DEFAULT_MAX_DECODED_BYTES
 from ..errors import OptionError
+from ..shm.common import DEFAULT_SLOT_BYTES
+from ..shm.segment import MAX_SLOTS
 
 __all__ = ["CORE_OPTIONS", "Option", "options_table", "validate_options"]
 
@@ -280,6 +282,35 @@ CORE_OPTIONS: tuple[Option, ...] = (
         False,
         "Accepted for vidgear compatibility. netgear's close() is always bounded, so this "
         "changes nothing.",
+    ),
+    Option(
+        "shm_slot_bytes",
+        (int,),
+        DEFAULT_SLOT_BYTES,
+        "protocol='shm' senders: bytes of one slot of the stream's ring in /dev/shm, the "
+        "largest frame payload (with its message array) it carries; a larger frame raises "
+        "PayloadError. The default fits one 4K BGR frame; /dev/shm only holds the pages "
+        "frames touch.",
+        check=in_range(1024, 1 << 40),
+    ),
+    Option(
+        "shm_slots",
+        (int,),
+        None,
+        "protocol='shm' senders: frames the ring holds. PAIR and REQ/REP: how far the sender "
+        "may run ahead of its receiver (None: 4). PUB/SUB: keep it above the subscribers + 2 "
+        "(None: 8).",
+        check=in_range(2, MAX_SLOTS),
+        nullable=True,
+    ),
+    Option(
+        "shm_group",
+        (str, int),
+        None,
+        "protocol='shm' senders: a group (name or gid) whose members may read the stream: the "
+        "segment becomes 0640 and the wake-up socket 0660 with that group. None: owner only "
+        "(0600).",
+        nullable=True,
     ),
 )
 

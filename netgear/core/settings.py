@@ -15,11 +15,12 @@ from typing import Any
 
 from ..errors import OptionError
 from ..link.pattern import Pattern, pattern_policy
+from ..link.shm.names import shm_addressing, stream_name
 
 __all__ = ["PATTERNS", "PROTOCOLS", "Settings", "build_settings"]
 
 PATTERNS = {0: "PAIR", 1: "REQ/REP", 2: "PUB/SUB"}
-PROTOCOLS = ("tcp", "ipc", "inproc")
+PROTOCOLS = ("tcp", "ipc", "inproc", "shm")
 DEFAULT_PORT = "5555"
 
 _UNSUPPORTED_PROTOCOLS = {
@@ -64,6 +65,8 @@ class Settings:
         return self.protocol == "tcp" and self.address.startswith("[")
 
     def endpoint(self, port: str) -> str:
+        if self.protocol == "shm":  # a stream name, see netgear/link/shm/names.py
+            return f"shm://{stream_name(self.address, port)}"
         if self.protocol == "tcp":
             return f"tcp://{self.address}:{port}"
         # ipc paths and inproc names have no port; the port keeps channels apart.
@@ -166,6 +169,10 @@ def build_settings(
         raise OptionError(
             f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}", key="protocol"
         )
+    if proto == "shm":
+        address, ports, as_list = shm_addressing(address, port)
+        return Settings(address, ports, as_list, proto, pattern, receive_mode, logging,
+                        dict(options))
     as_list = isinstance(port, (list, tuple))
     if as_list:
         if not port:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ..errors import OptionError
 from ..link import NOBLOCK
+from ..link.shm.names import check_shm_combinations
 from ..modes import Mode
 from .settings import Settings
 
@@ -36,6 +37,8 @@ def check_combinations(settings: Settings, mode_types: Sequence[type[Mode]]) -> 
     if opts["send_window"] > 1 and not policy.replies:
         raise OptionError(f"send_window={opts['send_window']} (frames in flight) needs pattern "
                           "1 (REQ/REP); bidirectional PAIR takes 0 or 1", key="send_window")
+    if settings.protocol == "shm":
+        check_shm_combinations(opts)
     enabled = frozenset(m.key for m in mode_types)
     if len(settings.addresses) > 1:
         _check_failover(settings, enabled)

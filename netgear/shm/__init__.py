@@ -1,8 +1,8 @@
-"""Same-host frame transport through shared memory (the engine of the future ``shm`` link).
+"""Same-host frame transport through shared memory: the engine of ``protocol="shm"``.
 
 ``ShmSender`` and ``ShmReceiver`` move numpy frames between processes on one machine with a
-single copy into a ``/dev/shm`` segment; see docs/links/shm.md. NetGear does not use them
-yet: ``protocol="shm"`` waits for the link interface.
+single copy into a ``/dev/shm`` segment; see docs/links/shm.md. NetGear uses them through
+:mod:`netgear.link.shm`; they also work on their own.
 """
 
 from .receiver import ShmReceiver

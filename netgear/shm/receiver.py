@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import select
 import socket
@@ -13,9 +14,9 @@ from typing import Optional
 import msgpack
 import numpy as np
 
-from ..errors import ClosedError
+from ..errors import ClosedError, TransportError
+from .common import CREDIT, FIRST, LAST, MSG_MAX, REPLY, REPLY_CHUNK, writable
 from .segment import Segment, check_name, try_lock, unlock
-from .sender import _CREDIT, _MSG_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ class ShmReceiver:
         self.fanout, self.conflate, self.copy = bool(fanout), bool(conflate), bool(copy)
         self._seg: Optional[Segment] = None
         self._sock: Optional[socket.socket] = None
-        self._buf = bytearray(_MSG_MAX)
+        self._buf = bytearray(MSG_MAX)
+        self._poller: Optional[select.poll] = None
         self._held = -1  # slot of the frame last returned (pinned or owed as a credit)
         self._last_seq = 0
         self.received = 0
@@ -61,9 +63,11 @@ class ShmReceiver:
                 time.sleep(min(0.05, left))  # no sender yet: look again shortly
                 continue
             assert self._sock is not None
-            poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-            if poller.poll(max(0, int(left * 1000))):
+            if self._poller is None:  # one per attachment: a wait is a single syscall
+                self._poller = select.poll()
+                self._poller.register(self._sock, select.POLLIN)
+            # rounded up: a wait cut short by the rounding would spin until the deadline
+            if self._poller.poll(max(0, math.ceil(left * 1000))):
                 got = self._take()
                 if got is not None:
                     self.received += 1
@@ -72,10 +76,54 @@ class ShmReceiver:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
+    def attach(self) -> bool:
+        """Attach to the stream's sender now if it is there (receive() also does)."""
+        return self._seg is not None or self._attach()
+
+    def fileno(self) -> int:
+        """The wake-up socket to poll while attached to a sender, else -1."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def release(self) -> None:
+        """Give the frame last returned back to the sender now (it becomes invalid)."""
+        self._release()
+
+    def reply(self, data: bytes, timeout: float = 0.5) -> bool:
+        """Send ``data`` back to a lossless sender (its ``wait_reply()``); False when it
+        could not be queued within ``timeout`` s (no sender, or one not reading)."""
+        sock = self._sock
+        if sock is None:
+            return False
+        deadline = time.monotonic() + timeout
+        view = memoryview(data)
+        count = max(1, -(-len(view) // REPLY_CHUNK))
+        for i in range(count):
+            flags = (FIRST if i == 0 else 0) | (LAST if i == count - 1 else 0)
+            packet = REPLY + bytes([flags]) + view[i * REPLY_CHUNK:(i + 1) * REPLY_CHUNK]
+            while True:
+                try:
+                    sock.send(packet)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not writable(sock, left):
+                        return False
+                except OSError:
+                    return False  # the sender is gone
+        return True
+
     def _attach(self) -> bool:
         seg = Segment.attach(self.name)
         if seg is None:
             return False
+        if seg.fanout != self.fanout:
+            seg.close()
+            kinds = ("lossless delivery (NetGear pattern 0 or 1)",
+                     "fan-out delivery (NetGear pattern 2)")
+            raise TransportError(
+                f"shm stream {self.name!r} is published with {kinds[seg.fanout]}, but this "
+                f"receiver expects {kinds[self.fanout]}; use the same pattern (engine: "
+                "fanout=) on both ends")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             sock.connect(seg.endpoint)
@@ -93,7 +141,7 @@ class ShmReceiver:
             self._sock.close()
         if self._seg is not None:
             self._seg.close(unlink=self._seg.replaced_or_dead() and self._dead_owner())
-        self._sock, self._seg = None, None
+        self._sock, self._seg, self._poller = None, None, None
 
     def _dead_owner(self) -> bool:
         # reclaim a SIGKILLed sender's segment; a replaced one belongs to the new sender
@@ -105,7 +153,7 @@ class ShmReceiver:
     def _credit(self, slot: int) -> None:
         # a dead sender needs no credit; a new one starts with every slot free
         with contextlib.suppress(OSError):
-            self._sock.send(_CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
+            self._sock.send(CREDIT + slot.to_bytes(4, "little"))  # type: ignore[union-attr]
 
     def _release(self) -> None:
         slot, self._held = self._held, -1

@@ -30,6 +30,7 @@ import errno
 import fcntl
 import grp
 import logging
+import math
 import mmap
 import os
 import re
@@ -48,6 +49,7 @@ PREFIX = "netgear."
 MAGIC = b"NGSHM001"
 HEADER_BYTES = 4096
 SEQ_TABLE = 1024
+MODE_AT = SEQ_TABLE - 8  # one byte: 1 when the sender fans out (PUB/SUB), 0 lossless
 MAX_SLOTS = (HEADER_BYTES - SEQ_TABLE) // 8
 _PAGE = mmap.PAGESIZE
 # magic, slots, stride, slot_bytes, owner pid, token, endpoint length; endpoint follows.
@@ -147,10 +149,11 @@ class Segment:
         self.token, self.endpoint = token, endpoint
         self.inode = os.fstat(fd).st_ino
         self.seqs = np.frombuffer(mm, np.uint64, slots, SEQ_TABLE)
+        self.fanout = bool(mm[MODE_AT])
 
     @classmethod
     def create(cls, name: str, slots: int, slot_bytes: int, endpoint: str,
-               gid: Optional[int]) -> Segment:
+               gid: Optional[int], fanout: bool = False) -> Segment:
         path = segment_path(name)
         reclaim_if_stale(name)
         mode = 0o640 if gid is not None else 0o600
@@ -174,6 +177,7 @@ class Segment:
             mm[_HEAD.size:_HEAD.size + len(ep)] = ep
             head = _HEAD.pack(b"\0" * 8, slots, stride, slot_bytes, os.getpid(), token, len(ep))
             mm[:_HEAD.size] = head
+            mm[MODE_AT] = 1 if fanout else 0
             mm[:8] = MAGIC  # last: a receiver treats the segment as ready only with it
             return cls(fd, mm, slots, stride, slot_bytes, token, endpoint, path)
         except BaseException:
@@ -215,7 +219,7 @@ class Segment:
             raise
 
     def slot_view(self, slot: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # np.prod costs ~20 us a call, on every frame
         offset = HEADER_BYTES + slot * self.stride
         return np.frombuffer(self.mm, dtype, count, offset).reshape(shape)
 

@@ -28,7 +28,6 @@ import logging
 import os
 import select
 import socket
-import tempfile
 import time
 import weakref
 from collections import deque
@@ -37,56 +36,20 @@ from typing import Optional, Union
 import msgpack
 import numpy as np
 
-from ..errors import ClosedError, OptionError, PayloadError, PeerTimeoutError, TransportError
-from .segment import MAX_SLOTS, Segment, check_name, resolve_group, try_lock, unlock
+from ..errors import ClosedError, PeerTimeoutError, TransportError
+from . import common
+from .common import DEFAULT_SLOT_BYTES, HEADER_MAX, check_frame, check_header, socket_dir
+from .segment import HEADER_BYTES, MAX_SLOTS, Segment, check_name, resolve_group, try_lock, unlock
+
+__all__ = ["DEFAULT_SLOT_BYTES", "HEADER_MAX", "ShmSender", "socket_dir"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_SLOT_BYTES = 3840 * 2160 * 3  # one 4K BGR frame
-_CREDIT = b"C"
-_MSG_MAX = 1 << 16  # largest notification (a socket buffer holds several of them)
-HEADER_MAX = _MSG_MAX - 1024  # the caller's header bytes; the rest is room for the metadata
-
-
-def socket_dir(gid: Optional[int] = None) -> str:
-    """The per-user directory of the stream sockets; only its owner (and group) can enter."""
-    path = os.path.join(tempfile.gettempdir(), f"netgear-shm-{os.getuid()}")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.lstat(path)
-    if st.st_uid != os.getuid() or not os.path.isdir(path) or os.path.islink(path):
-        raise TransportError(f"{path} is not a directory owned by you; remove it and retry")
-    os.chmod(path, 0o710 if gid is not None else 0o700)
-    if gid is not None:
-        os.chown(path, -1, gid)
-    return path
-
-
-def _check_int(key: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise OptionError(f"shm {key}={value!r} must be an integer in [{lo}, {hi}]", key=key)
-    return value
-
-
-def _close_quietly(sock: socket.socket, conns: list[socket.socket], seg: Optional[Segment],
-                   unlink: bool) -> None:
-    for conn in conns:
-        conn.close()
-    conns.clear()
-    sock.close()
-    if seg is not None:
-        if unlink:
-            # ours to remove: while our segment (and its owner lock) exists, no other
-            # sender of this name can have bound this path
-            with contextlib.suppress(OSError):
-                os.unlink(seg.endpoint)
-        seg.close(unlink=unlink)
-
 
 class ShmSender:
     """Publish frames of the stream ``name`` into shared memory.
 
     Args:
-        name: the stream name (the ``address`` of the future shm link); it names the file
+        name: the stream name (NetGear's ``address`` with ``protocol="shm"``); it names the file
             ``/dev/shm/netgear.<name>``.
         fanout: PUB/SUB delivery (any number of receivers, never blocks) instead of lossless.
         slots: frames the ring holds. Lossless: how far the sender may run ahead.
@@ -100,11 +63,12 @@ class ShmSender:
                  group: Union[str, int, None] = None) -> None:
         self.name = check_name(name)
         self.fanout = bool(fanout)
-        self.slots = _check_int("slots", slots, 2, MAX_SLOTS)
-        self.slot_bytes = _check_int("slot_bytes", slot_bytes, 1, 1 << 40)
+        self.slots = common.check_int("slots", slots, 2, MAX_SLOTS)
+        self.slot_bytes = common.check_int("slot_bytes", slot_bytes, 1, 1 << 40)
         gid = resolve_group(group)
         endpoint = os.path.join(socket_dir(gid), name + ".sock")
-        self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid)
+        self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid,
+                                   self.fanout)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._conns: list[socket.socket] = []  # fan-out: every receiver; lossless: one
         try:
@@ -116,17 +80,20 @@ class ShmSender:
             self._sock.listen(64)
             self._sock.setblocking(False)
         except BaseException as exc:
-            _close_quietly(self._sock, self._conns, self._seg, unlink=True)
+            common.close_quietly(self._sock, self._conns, self._seg, unlink=True)
             if isinstance(exc, OSError):
                 raise TransportError(f"shm stream {name!r}: cannot listen on {endpoint}: {exc}") \
                     from exc
             raise
-        self._finalizer = weakref.finalize(self, _close_quietly, self._sock, self._conns,
+        self._finalizer = weakref.finalize(self, common.close_quietly, self._sock, self._conns,
                                            self._seg, True)
         self._seq = 0
         self._next = 0
         self._free: deque[int] = deque(range(self.slots))
         self.busy_drops = 0  # fan-out frames not published because every slot was pinned
+        self.replies: deque[bytes] = deque()  # lossless: what the receiver sent back
+        self._partial: Optional[bytearray] = None
+        self._inbox = bytearray(common.MSG_MAX)
         self.closed = False
 
     def publish(self, frame: Optional[np.ndarray], header: bytes = b"",
@@ -138,50 +105,103 @@ class ShmSender:
         raises PeerTimeoutError. Fan-out mode never waits; it returns False (and counts
         ``busy_drops``) in the rare case that receivers pin every slot.
         """
-        if self.closed:
-            raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
-        if not isinstance(header, (bytes, bytearray, memoryview)):
-            raise PayloadError(f"shm header must be bytes, not {type(header).__name__}")
-        if len(header) > HEADER_MAX:
-            raise PayloadError(
-                f"shm header of {len(header)} bytes is larger than {HEADER_MAX}; send bulk "
-                "data as a frame (a numpy array) instead")
+        check_header(header)
         if frame is not None:
-            self._check_frame(frame)
+            check_frame(frame, self.slot_bytes, self.name)
         deadline = None if timeout is None else time.monotonic() + timeout
         slot = -1
         if frame is not None:
-            slot = self._pick_slot() if self.fanout else self._take_credit(deadline)
+            slot = self.reserve(timeout)
             if slot < 0:
+                if not self.fanout:
+                    self._wait_s(deadline)  # raises, naming what was missing
                 self.busy_drops += 1
                 return False
             np.copyto(self._seg.slot_view(slot, frame.dtype, frame.shape), frame,
                       casting="no")
+        shape = list(frame.shape) if frame is not None else []
+        dtype = frame.dtype.str if frame is not None else ""
+        if not self.commit(slot, dtype, shape, header, timeout):
+            self._wait_s(deadline)
+        return True
+
+    def reserve(self, timeout: Optional[float]) -> int:
+        """A slot for the next frame, to fill through :meth:`slot_buffer` and then commit.
+
+        Lossless: waits up to ``timeout`` s for a receiver and a free slot; fan-out never
+        waits. -1 when there is none (the time ran out, or every slot is pinned).
+        """
+        if self.closed:
+            raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
+        if self.fanout:
+            return self._pick_slot()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._drain(0.0)
+        while not self._free or self._peer is None:
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return -1
+            self._drain(left)
+        return self._free.popleft()
+
+    def unreserve(self, slot: int) -> None:
+        """Give back a slot from :meth:`reserve` that will not be committed."""
+        if self.fanout:
+            unlock(self._seg.fd, 1 + slot)
+        elif slot not in self._free:
+            self._free.appendleft(slot)
+
+    def slot_buffer(self, slot: int) -> memoryview:
+        """The writable bytes of ``slot`` (``slot_bytes`` long), reserved by the caller."""
+        start = HEADER_BYTES + slot * self._seg.stride
+        return memoryview(self._seg.mm)[start:start + self.slot_bytes]
+
+    def commit(self, slot: int, dtype: str, shape: list[int], header: bytes = b"",
+               timeout: Optional[float] = 10.0) -> bool:
+        """Announce the frame written into ``slot`` (-1: a message without a frame).
+
+        Lossless: False when no receiver took the notice within ``timeout`` (the slot is
+        free again); fan-out always delivers to whoever can take it.
+        """
+        if self.closed:
+            raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
+        check_header(header)
         self._seq += 1
         seg = self._seg
         if slot >= 0:
             seg.seqs[slot] = self._seq
             if self.fanout:
                 unlock(seg.fd, 1 + slot)
-        shape = list(frame.shape) if frame is not None else []
-        dtype = frame.dtype.str if frame is not None else ""
         msg = msgpack.packb([seg.token, self._seq, slot, dtype, shape, bytes(header)])
         if self.fanout:
             self._fan_out(msg)
-        else:
-            self._deliver(msg, slot, deadline)
-        return True
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._deliver(msg, slot, deadline):
+            return True
+        if slot >= 0 and slot not in self._free:
+            self._free.appendleft(slot)
+        return False
 
-    def _check_frame(self, frame: object) -> None:
-        if not isinstance(frame, np.ndarray):
-            raise PayloadError(f"shm frame must be a numpy.ndarray, not {type(frame).__name__}")
-        if frame.dtype.hasobject or frame.dtype.fields is not None:
-            raise PayloadError(f"shm frame dtype {frame.dtype} is not a plain numeric dtype")
-        if frame.nbytes > self.slot_bytes:
-            raise PayloadError(
-                f"frame of {frame.nbytes} bytes (shape {frame.shape}, {frame.dtype}) is larger "
-                f"than slot_bytes={self.slot_bytes} of shm stream {self.name!r}; create the "
-                f"sender with slot_bytes={frame.nbytes} or more")
+    def announce(self, header: bytes, timeout: float) -> None:
+        """Fan-out: a message without a frame for every receiver, waiting up to ``timeout``
+        for a full socket buffer (used for the end of a stream, which must not be missed)."""
+        self._accept()
+        self._seq += 1
+        msg = msgpack.packb([self._seg.token, self._seq, -1, "", [], bytes(header)])
+        deadline = time.monotonic() + timeout
+        for conn in list(self._conns):
+            while True:
+                try:
+                    conn.send(msg)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not common.writable(conn, left):
+                        break
+                except OSError:
+                    self._drop(conn)
+                    break
 
     def _pick_slot(self) -> int:
         # Round robin over slots no receiver has pinned; the exclusive lock is held while
@@ -197,6 +217,17 @@ class ShmSender:
     def _peer(self) -> Optional[socket.socket]:
         return self._conns[0] if self._conns else None
 
+    @property
+    def receivers(self) -> int:
+        """Receivers connected right now (lossless: 0 or 1)."""
+        self._accept()
+        return len(self._conns)
+
+    def ready(self) -> bool:
+        """Lossless: a receiver is connected and a slot is free (publish() would not wait)."""
+        self._drain(0.0)
+        return self._peer is not None and bool(self._free)
+
     def _accept(self) -> None:
         while True:
             try:
@@ -211,6 +242,7 @@ class ShmSender:
                     old.close()
                 self._conns.clear()
                 self._free = deque(range(self.slots))
+                self._partial = None
             self._conns.append(conn)
 
     def _fan_out(self, msg: bytes) -> None:
@@ -224,26 +256,23 @@ class ShmSender:
                 conn.close()  # that receiver is gone
                 self._conns.remove(conn)
 
-    def _take_credit(self, deadline: Optional[float]) -> int:
-        self._drain(0.0)
-        while not self._free or self._peer is None:
-            self._drain(self._wait_s(deadline))
-        return self._free.popleft()
-
-    def _deliver(self, msg: bytes, slot: int, deadline: Optional[float]) -> None:
+    def _deliver(self, msg: bytes, slot: int, deadline: Optional[float]) -> bool:
         while True:
             peer = self._peer
             if peer is not None:
                 try:
                     peer.send(msg)
-                    return
+                    return True
                 except BlockingIOError:
                     pass  # its buffer is full: wait below, then retry
                 except OSError as exc:
                     if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                         raise TransportError(f"shm stream {self.name!r}: {exc}") from exc
                     self._drop(peer)  # that receiver is gone; wait for the next one
-            self._drain(self._wait_s(deadline))
+            left = 1.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._drain(left)
             if slot >= 0 and self._peer is not None and slot in self._free:
                 self._free.remove(slot)  # a new receiver reset the credits; keep ours
 
@@ -264,8 +293,19 @@ class ShmSender:
                 "fan-out delivery to drop frames for slow receivers instead)")
         return left
 
+    def wait_reply(self, timeout: float) -> Optional[bytes]:
+        """Lossless: the next reply its receiver sent back, or None after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        self._drain(0.0)
+        while not self.replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._drain(left)
+        return self.replies.popleft()
+
     def _drain(self, wait_s: float) -> None:
-        """Accept a new receiver and read credits, waiting up to ``wait_s`` for either."""
+        """Accept a new receiver and read credits and replies, waiting up to ``wait_s``."""
         if wait_s > 0:
             poller = select.poll()
             for sock in (self._sock, *self._conns):
@@ -275,18 +315,32 @@ class ShmSender:
         peer = self._peer
         while peer is not None:
             try:
-                data = peer.recv(16)
+                size = peer.recv_into(self._inbox)
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
-            if not data:  # end of file: the receiver closed or died
+                size = 0
+            if not size:  # end of file: the receiver closed or died
                 self._drop(peer)
                 return
-            if data[:1] == _CREDIT:
-                slot = int.from_bytes(data[1:5], "little")
+            kind = self._inbox[:1]
+            if kind == common.CREDIT:
+                slot = int.from_bytes(self._inbox[1:5], "little")
                 if 0 <= slot < self.slots and slot not in self._free:
                     self._free.append(slot)
+            elif kind == common.REPLY and size >= 2:
+                self._take_reply_chunk(self._inbox[1], bytes(self._inbox[2:size]))
+
+    def _take_reply_chunk(self, flags: int, data: bytes) -> None:
+        # a reply larger than one packet comes in chunks: FIRST starts it, LAST ends it
+        if flags & common.FIRST:
+            self._partial = bytearray()
+        if self._partial is None:
+            return  # the rest of a reply whose start went to a replaced receiver
+        self._partial += data
+        if flags & common.LAST:
+            self.replies.append(bytes(self._partial))
+            self._partial = None
 
     def close(self) -> None:
         """Unlink the segment and close the socket. Idempotent; returns at once."""

@@ -1,4 +1,4 @@
-"""The ZeroMQ link: the only implementation of :class:`netgear.link.Link` today.
+"""The ZeroMQ link: the :class:`netgear.link.Link` of every protocol but ``shm``.
 
 ``transport`` (the link), ``channel`` (one socket and its error boundary), ``sockopts``
 (the option policy every socket gets), ``waits`` (bounded waits, shared with the imagezmq
