@@ -111,3 +111,25 @@ def test_a_lent_frame_nobody_reads_stays_queued_and_later_frames_are_copied(port
         rx.close()
     # the frame whose send() timed out was not dropped: it arrives in its place
     assert got == [*accepted, stuck, *after]
+
+
+@pytest.mark.timeout(30)
+def test_inproc_pair_copies_so_one_thread_can_send_then_receive() -> None:
+    """Over inproc the receiver's array is the sender's buffer itself, which libzmq lets go
+    of only when the receiving side drops it: a lent frame would block send() until then."""
+    rx = NetGear(address="pairperf", port="1", protocol="inproc", pattern=0,
+                 receive_mode=True, receive_timeout=5)
+    tx = NetGear(address="pairperf", port="1", protocol="inproc", pattern=0,
+                 request_timeout=0.5, max_retries=0)
+    frame = np.zeros(SHAPE, np.uint8)
+    try:
+        kept = []
+        for value in (1, 2, 3):
+            frame[:] = value
+            tx.send(frame)  # would time out waiting for the receiver if lent
+            frame[:] = 0
+            kept.append(rx.recv())  # still held while the next frames go
+        assert [(int(k.min()), int(k.max())) for k in kept] == [(1, 1), (2, 2), (3, 3)]
+    finally:
+        tx.close()
+        rx.close()

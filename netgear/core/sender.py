@@ -47,8 +47,11 @@ class Sender:
         self.track: bool = opts["track"]
         self.noblock = opts["flag"] == NOBLOCK
         # PAIR lends large frames to libzmq instead of copying them (see send()); PUB/SUB
-        # copies, so one slow subscriber's queue never holds up send().
-        self.lends = not (self.copy or self.noblock or settings.policy.fans_out)
+        # copies, so one slow subscriber's queue never holds up send(). Not over inproc:
+        # there the receiver's frame is the sender's buffer, released only when the
+        # receiving application drops it.
+        self.lends = not (self.copy or self.noblock or settings.policy.fans_out
+                          or settings.protocol == "inproc")
         self.seq = itertools.count()
         self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
         self.rotation = itertools.cycle(transport.channels)
