@@ -12,11 +12,12 @@ so did lending without the wait).
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from netgear import NetGear, PeerTimeoutError
+from netgear import ClosedError, NetGear, PeerTimeoutError
 from netgear.core.sender import LEND_BYTES
 
 HOST = "127.0.0.1"
@@ -130,6 +131,44 @@ def test_inproc_pair_copies_so_one_thread_can_send_then_receive() -> None:
             frame[:] = 0
             kept.append(rx.recv())  # still held while the next frames go
         assert [(int(k.min()), int(k.max())) for k in kept] == [(1, 1), (2, 2), (3, 3)]
+    finally:
+        tx.close()
+        rx.close()
+
+
+@pytest.mark.timeout(30)
+def test_close_from_another_thread_ends_a_lent_frames_wait_promptly(port: int) -> None:
+    rx = NetGear(address=HOST, port=port, pattern=0, receive_mode=True)  # never reads
+    tx = NetGear(address=HOST, port=port, pattern=0, request_timeout=30, max_retries=0)
+    sent: list[int] = []
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            while len(sent) < 500:  # until the queues on the way are full, then it waits
+                tx.send(np.full(SHAPE, 1, np.uint8))
+                sent.append(1)
+        except ClosedError:
+            pass
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=send, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait until send() is stuck on a lent frame
+            before = len(sent)
+            worker.join(0.5)
+            if len(sent) == before:
+                break
+        assert worker.is_alive() and 0 < len(sent) < 500
+        started = time.monotonic()
+        tx.close()
+        worker.join(2.0)
+        took = time.monotonic() - started
+        assert not worker.is_alive() and took < 2.0, took
+        assert failed == []
     finally:
         tx.close()
         rx.close()
