@@ -133,7 +133,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
         (bool,),
         False,
         "True: fire-and-forget senders (PAIR, PUB/SUB) send zero-copy and send() waits until "
-        "libzmq has released the frame buffer, instead of staging a copy.",
+        "libzmq has released the frame buffer, instead of staging a copy. PAIR already does "
+        "this for frames of 384 KiB or more (unless copy=True or flag=zmq.NOBLOCK).",
     ),
     Option(
         "request_timeout",

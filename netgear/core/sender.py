@@ -24,6 +24,7 @@ __all__ = ["END_TIMEOUT", "Sender"]
 logger = logging.getLogger(__name__)
 
 END_TIMEOUT = 1.0  # longest wait for the end-of-stream acknowledgement in close()
+LEND_BYTES = 384 * 1024  # PAIR frames this large go zero-copy; send() waits for libzmq
 
 
 class Sender:
@@ -45,6 +46,12 @@ class Sender:
         self.copy: bool = opts["copy"]
         self.track: bool = opts["track"]
         self.noblock = opts["flag"] == NOBLOCK
+        # PAIR lends large frames to libzmq instead of copying them (see send()); PUB/SUB
+        # copies, so one slow subscriber's queue never holds up send(). Not over inproc:
+        # there the receiver's frame is the sender's buffer, released only when the
+        # receiving application drops it.
+        self.lends = not (self.copy or self.noblock or settings.policy.fans_out
+                          or settings.protocol == "inproc")
         self.seq = itertools.count()
         self.instance = secrets.randbits(31)  # lets receivers tell a retry from a restart
         self.rotation = itertools.cycle(transport.channels)
@@ -68,7 +75,8 @@ class Sender:
             mode.on_send(out)
         parts = encode(out)
         channel = self._pick_channel()
-        self._check_size(channel, memoryview(parts[1]).nbytes)
+        size = memoryview(parts[1]).nbytes
+        self._check_size(channel, size)
         if self.needs_reply and self.inflight.window:
             try:
                 return self._send_windowed(channel, parts, out.seq)
@@ -91,11 +99,15 @@ class Sender:
             for mode in self.modes:
                 data = mode.shape_send_result(channel, data)
             return data
-        # Fire-and-forget: send() returns before libzmq has written the frame, so it is
-        # either copied (fast, the default) or tracked until libzmq releases it (track=True).
+        # Fire-and-forget: the caller may overwrite its frame once send() returns, so
+        # libzmq gets either a copy or the frame itself, tracked until libzmq has written
+        # it into the kernel (track=True, and PAIR frames of LEND_BYTES or more). Measured
+        # at 1080p on 2 cores: the 6 MB copy and its page faults cost the sender more CPU
+        # than waiting does (docs/performance.md, PAIR); small frames copy faster.
+        track = (self.track and not self.copy) or (self.lends and size >= LEND_BYTES)
         try:
             sent = self.transport.send(
-                channel, parts, copy=self.copy or not self.track, track=self.track,
+                channel, parts, copy=not track, track=track,
                 timeout=self.timeout, retries=self.retries, drop_if_busy=self.noblock,
                 stop=self.closing.is_set,
             )

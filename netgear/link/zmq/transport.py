@@ -24,6 +24,7 @@ from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
 from .failover import Hubs, at_each_hub
 from .sockopts import base_options
+from .tracked import Lender
 from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
 
 __all__ = ["CLOSE_LINGER_MS", "END_REPEATS", "Channel", "SocketHook", "Transport",
@@ -84,6 +85,7 @@ class Transport:
         self._poll = zmq.Poller()
         self._polled: tuple[int, ...] = ()  # the sockets _poll watches
         self._at_close: list[Callable[[], None]] = []
+        self._lender = Lender()
 
     def at_close(self, action: Callable[[], None]) -> None:
         """Run ``action`` at the end of close(), after every socket has flushed (a tunnel)."""
@@ -125,7 +127,16 @@ class Transport:
         """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
 
         Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
+        ``track``: send zero-copy and return only once libzmq has let go of every part, so
+        the caller may overwrite its buffers (see :class:`~.tracked.Lender`). While a
+        tracked frame that timed out is still queued on ``channel``, frames are copied.
         """
+        tracker = None
+        if track and self._lender.can_lend(channel):
+            parts, tracker = self._lender.lend(parts)
+            copy = False
+        elif track:
+            copy = True
         for attempt in range(retries + 1):
             sock = self._sock(channel)
             if channel.socket_type == zmq.XPUB:
@@ -133,15 +144,18 @@ class Transport:
             with translate_errors("send"):
                 if drop_if_busy:
                     try:
-                        tracker = sock.send_multipart(parts, zmq.NOBLOCK, copy=copy,
-                                                      track=track)
+                        sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
+                        sent = True
                     except zmq.Again:
                         return False
                 else:
-                    tracker = send_within(channel, parts, timeout, stop, copy, track)
-                if tracker is not MISSED:
-                    if track and tracker is not None:
-                        self._wait_tracker(tracker, timeout, channel)
+                    sent = send_within(channel, parts, timeout, stop, copy, False) is not MISSED
+                if sent:
+                    if tracker is not None:
+                        # each Frame object holds its message until it is freed: libzmq
+                        # can only let go once these are gone
+                        parts.clear()
+                        self._lender.wait(channel, tracker, timeout, retries, stop)
                     return True
             if stop():
                 return False
@@ -154,18 +168,6 @@ class Transport:
             f"no peer took the message on port {channel.label} within {timeout:g}s "
             f"after {retries} retries"
         )
-
-    def _wait_tracker(self, tracker: zmq.MessageTracker, timeout: float,
-                      channel: Channel) -> None:
-        try:
-            tracker.wait(timeout)
-        except zmq.NotDone as exc:
-            # libzmq still holds the buffer; drop the socket so it cannot read it later.
-            with translate_errors("socket rebuild"):
-                channel.rebuild()
-            raise PeerTimeoutError(
-                f"port {channel.label}: the frame was not sent within {timeout:g}s"
-            ) from exc
 
     def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
                 retries: int, accept: Callable[[list[Any]], bool],
