@@ -242,10 +242,29 @@ class Peer:
         self.kill()
 
 
+def _hub_states(gear: Any) -> dict[str, str]:
+    return {name: entry["state"] for name, entry in gear.stats["hub"]["live"].items()}
+
+
 def _run_receiver(args: argparse.Namespace, gear: Any) -> None:
+    from netgear import PeerTimeoutError
+
     print("ready", flush=True)
+    states: dict[str, str] | None = None
     while True:
-        item = gear.recv()
+        try:
+            item = gear.recv()
+        except PeerTimeoutError:
+            if not args.states:
+                raise
+            item = ()  # no frame within receive_timeout: only look at the hub's states
+        if args.states:  # a one-port hub: print its live set whenever a state changes
+            now = _hub_states(gear)
+            if now != states:
+                states = now
+                print("states " + json.dumps(now), flush=True)
+            if item == ():
+                continue
         if item is None:
             break
         if isinstance(item, tuple):
@@ -289,6 +308,7 @@ def main() -> None:
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--quiet", type=int, default=0)  # sender: no line per frame
     parser.add_argument("--protocol", default="tcp")
+    parser.add_argument("--states", type=int, default=0)  # one-port hub: print its states
     parser.add_argument("--address", default="127.0.0.1",  # a list of hubs as JSON
                         type=lambda text: json.loads(text) if text.startswith("[") else text)
     args = parser.parse_args()

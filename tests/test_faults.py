@@ -98,21 +98,35 @@ def test_link_down_5s_req_rep_resumes_by_itself() -> None:
             hub = _hub(topo, 1)
             sub = _hub(topo, 2, port=PORT + 1, subscriber_timeout=10.0)
             hub4 = _hub(topo, 1, port=PORT + 2)  # for a sender with 4 frames in flight
-            peers += [hub, sub, hub4]
+            # a one-port hub: its camera turns stale in the outage and live again after
+            named = Peer("receiver", 1, PORT + 3, netns=topo.name("b"), address="*", states=1,
+                         options={"multiserver_mode": True, "stale_after": 1.0,
+                                  "receive_timeout": 0.25}).wait_ready(20)
+            peers += [hub, sub, hub4, named]
             budget = {"request_timeout": 1.0, "max_retries": 9}
             cam = _camera(topo, 1, topo.addr["b"], 120, 0.02, **budget)
             cam4 = Peer("sender", 1, PORT + 2, netns=topo.name("a"), address=topo.addr["b"],
                         count=120, interval=0.02, options={**budget, "send_window": 4})
             pub = Peer("sender", 2, PORT + 1, netns=topo.name("a"), address=topo.addr["b"],
                        count=450, interval=0.02, quiet=1)
-            peers += [cam, cam4, pub]
+            porch = Peer("sender", 1, PORT + 3, netns=topo.name("a"), address=topo.addr["b"],
+                         count=120, interval=0.02, quiet=1,
+                         options={**budget, "multiserver_mode": True, "stream_name": "porch"})
+            peers += [cam, cam4, pub, porch]
             hub.wait_for(lambda lines: len(lines) > 30, 20)
             hub4.wait_for(lambda lines: len(lines) > 10, 20)
             sub.wait_for(lambda lines: len(lines) > 10, 20)
+            named.wait_for(lambda lines: 'states {"porch": "live"}' in lines, 20)
             topo.link_down()
-            time.sleep(5.0)  # the outage itself, not a synchronisation
+            down = time.monotonic()
+            # stale within stale_after (1 s) of its last frame, plus the hub's 0.25 s look
+            named.wait_for(lambda lines: 'states {"porch": "stale"}' in lines, 4.5)
+            stale_after = time.monotonic() - down
+            time.sleep(max(0.0, 5.0 - stale_after))  # the outage itself, 5 s in all
             topo.link_up()
             back = time.monotonic()
+            named.wait_for(lambda lines: lines.count('states {"porch": "live"}') >= 2, 20)
+            live_again = time.monotonic() - back
             for sender, receiver in ((cam, hub), (cam4, hub4)):
                 sender.wait_for(lambda lines: "done" in lines, 40)
                 receiver.wait_for(lambda lines: "end" in lines, 10)
@@ -121,6 +135,9 @@ def test_link_down_5s_req_rep_resumes_by_itself() -> None:
     finally:
         for peer in peers:
             peer.kill()
+    assert named.values() == list(range(120)), "the hub lost a frame in the outage"
+    print(f"one-port hub: camera stale {stale_after:.2f}s into the outage, live again "
+          f"{live_again:.2f}s after the link came back")
     for receiver in (hub, hub4):
         assert receiver.values() == list(range(120)), "REQ/REP lost a frame in the outage"
         # the outage, plus at most one request_timeout until the next rebuild connects
