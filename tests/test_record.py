@@ -483,3 +483,14 @@ def test_chromium_plays_finished_and_killed_segments(tmp_path, browser):  # noqa
         result = wait_for(lambda: browser.find_element("id", "r").text, timeout=20,
                           every=0.2)
         assert result == f"ended {frames} 320", name
+
+
+def test_jpeg_frames_in_one_millisecond_each_keep_their_file(tmp_path):
+    from netgear.record.jpeg import JpegWriter
+
+    writer = JpegWriter(tmp_path, "cam")
+    when = time.time()
+    for i in range(4):  # the same stamp four times: no file may replace another
+        writer.write_frame(make_frame(i), when)
+    (day,) = (tmp_path / "cam").iterdir()
+    assert len(list(day.glob("*.jpg"))) == 4

@@ -43,7 +43,10 @@ def _jpeg_parts(url: str, want: int, timeout: float = 5.0) -> tuple[str, list[by
 @pytest.mark.timeout(30)
 def test_stats_json_shape_and_page():
     with running_viewer(streams=2) as viewer:
-        streams = wait_for(_live(viewer.url, 2), timeout=10)
+        live = _live(viewer.url, 2)
+        # a bitrate needs two frames of a stream: wait for it, not only for the first frame
+        streams = wait_for(lambda: (got := live()) and all(s["kbps"] > 0 for s in got)
+                           and got, timeout=10)
         assert [s["port"] for s in streams] == [str(p) for p in viewer.ports]
         assert [s["name"] for s in streams] == ["cam1", "cam2"]  # from the sender's message
         for s in streams:

@@ -39,10 +39,11 @@ class JpegWriter:
         when = time.time() if when is None else when
         folder = day_folder(self.root, self.stream, when)
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{self.stream}_{stamp(when, millis=True)}"
-        if name == self._last:  # two frames in one millisecond
-            name += f"-{self.files}"
-        self._last = name
+        base = f"{self.stream}_{stamp(when, millis=True)}"
+        # two or more frames in one millisecond: compare the stamp, not the last name
+        # (a third frame would otherwise take the first one's name and replace its file)
+        name = f"{base}-{self.files}" if base == self._last else base
+        self._last = base
         image = frame if frame.ndim == 3 else np.dstack([frame] * 3)
         data = encode_jpeg(np.ascontiguousarray(image[:, :, :3]), self.quality)
         path = folder / f"{name}.jpg"
