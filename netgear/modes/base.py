@@ -17,11 +17,12 @@ from ..core.options import Option
 from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    from ..codecs.base import Encoder
     from ..core.wire import Incoming, Outgoing
     from ..errors import PeerTimeoutError
     from ..link import Channel, Link
 
-__all__ = ["DELIVER", "DROP", "FINISH", "Mode"]
+__all__ = ["DELIVER", "DROP", "FINISH", "EncoderMode", "Mode"]
 
 # What the receiver does with a decoded message; modes may change the core's verdict.
 DELIVER, DROP, FINISH = "deliver", "drop", "finish"
@@ -119,3 +120,20 @@ class Mode:
 
     def close(self) -> None:
         """Release what ``configure`` started. Must be idempotent and bounded."""
+
+
+class EncoderMode(Mode):
+    """A mode that owns the sender's encoder (set ``_encoder``): keyframe requests go to
+    it, and it is closed with the NetGear."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._encoder: Encoder | None = None
+
+    def request_keyframe(self) -> None:
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
+
+    def close(self) -> None:
+        if self._encoder is not None:
+            self._encoder.close()

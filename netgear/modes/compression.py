@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..codecs.base import Encoder
 from ..codecs.jpeg import COLORSPACES, JpegEncoder, simplejpeg_module
 from ..codecs.jpegstrips import MAX_BANDS
 from ..codecs.opencv import FORMATS, OpenCVEncoder
@@ -22,7 +21,7 @@ from ..core.options import Option, in_range, one_of
 from ..core.settings import Settings
 from ..core.wire import FRAME, Outgoing, dtype_descr
 from ..errors import OptionError, PayloadError
-from .base import Mode
+from .base import EncoderMode
 
 __all__ = ["CompressionMode"]
 
@@ -51,7 +50,7 @@ def _check_param(value: Any) -> str | None:
     return None
 
 
-class CompressionMode(Mode):
+class CompressionMode(EncoderMode):
     """Lossy JPEG (``jpeg_compression``) or OpenCV (``compression_format``) frame encoding."""
 
     key = "jpeg_compression"
@@ -123,7 +122,6 @@ class CompressionMode(Mode):
         opts = settings.options
         self._jpeg = bool(opts["jpeg_compression"])
         self._format = opts["compression_format"]
-        self._encoder: Encoder | None = None
         if settings.receive_mode:
             if self._format is not None or opts["jpeg_compression_quality"] is not None:
                 logger.debug("encoding options have no effect on a receiver: each frame's "
@@ -147,11 +145,3 @@ class CompressionMode(Mode):
         self._encoder.encode(frame, out)
         out.extra["d"] = dtype_descr(frame.dtype)
         out.extra["h"] = list(frame.shape)
-
-    def request_keyframe(self) -> None:
-        if self._encoder is not None:
-            self._encoder.request_keyframe()
-
-    def close(self) -> None:
-        if self._encoder is not None:
-            self._encoder.close()

@@ -20,7 +20,7 @@ from ..core.settings import Settings
 from ..core.wire import FRAME, Outgoing
 from ..errors import OptionError
 from ..video import CODECS
-from .base import Mode
+from .base import EncoderMode
 
 __all__ = ["VideoMode"]
 
@@ -39,7 +39,7 @@ def _check_preset(value: str) -> str | None:
     return None if value.isidentifier() else "must be a preset name such as 'veryfast'"
 
 
-class VideoMode(Mode):
+class VideoMode(EncoderMode):
     """``video_codec="h264"`` or ``"hevc"``: the sender encodes frames as video."""
 
     key = "video_codec"
@@ -90,7 +90,6 @@ class VideoMode(Mode):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._encoder: VideoCodecEncoder | None = None
         if settings.receive_mode:
             logger.debug("video options have no effect on a receiver: each frame's header "
                          "names its codec")
@@ -111,11 +110,3 @@ class VideoMode(Mode):
         if out.kind != FRAME or out.frame is None or self._encoder is None:
             return
         self._encoder.encode(out.frame, out)
-
-    def request_keyframe(self) -> None:
-        if self._encoder is not None:
-            self._encoder.request_keyframe()
-
-    def close(self) -> None:
-        if self._encoder is not None:
-            self._encoder.close()
