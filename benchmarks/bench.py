@@ -59,7 +59,7 @@ from contenders import CONTENDERS, HOST, JPEG_QUALITY  # noqa: E402
 
 THROUGHPUT = ("netgear-pair", "netgear-reqrep", "netgear-reqrep-lockstep", "netgear-pubsub",
               "netgear-pair-aio", "netgear-reqrep-aio", "pyzmq-pair",
-              "pyzmq-pair-nocopy", "imagezmq", "vidgear", "tcp",
+              "pyzmq-pair-nocopy", "pyzmq-pair-tracked", "imagezmq", "vidgear", "tcp",
               *(k for k in CONTENDERS if k.startswith("old-")))  # NETGEAR_BENCH_OLD set
 LATENCY = ("netgear-pair", "netgear-reqrep", "netgear-pubsub", "pyzmq-pair", "imagezmq",
            "vidgear", "tcp")
@@ -74,6 +74,7 @@ THROUGHPUT_RATIOS = (
     ("netgear REQ/REP / imagezmq", "netgear-reqrep", "imagezmq"),
     ("netgear PAIR / raw pyzmq PAIR", "netgear-pair", "pyzmq-pair"),
     ("netgear PAIR / raw pyzmq PAIR copy=False", "netgear-pair", "pyzmq-pair-nocopy"),
+    ("netgear PAIR / raw pyzmq PAIR copy=False, tracked", "netgear-pair", "pyzmq-pair-tracked"),
     ("netgear PAIR / TCP ceiling", "netgear-pair", "tcp"),
     ("netgear REQ/REP / TCP ceiling", "netgear-reqrep", "tcp"),
     ("netgear PAIR / old commit", "netgear-pair", "old-netgear-pair"),

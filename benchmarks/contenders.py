@@ -144,7 +144,7 @@ def _netgear_aio(pattern: int) -> tuple[Callable, Callable]:
 
 
 # -- raw pyzmq PAIR: plain send(arr) / recv() + np.frombuffer -----------------------------
-def _pyzmq_pair(copy: bool) -> tuple[Callable, Callable]:
+def _pyzmq_pair(copy: bool, track: bool = False) -> tuple[Callable, Callable]:
     def open_sender(port: int, shape: tuple[int, ...]) -> Link:
         import zmq
 
@@ -159,6 +159,12 @@ def _pyzmq_pair(copy: bool) -> tuple[Callable, Callable]:
             sock.close(linger=500)
             ctx.term()
 
+        def send_tracked(frame: np.ndarray) -> None:
+            # the safe zero-copy send: return once libzmq has let go of the buffer
+            sock.send(frame, copy=False, track=True).wait(_STUCK_MS / 1000)
+
+        if track:
+            return Link(send=send_tracked, close=close)
         return Link(send=lambda frame: sock.send(frame, copy=copy), close=close)
 
     def open_receiver(port: int, shape: tuple[int, ...]) -> Link:
@@ -298,6 +304,9 @@ def _contenders() -> dict[str, Contender]:
         Contender("netgear-reqrep-aio", "netgear REQ/REP, asyncio receiver", *_netgear_aio(1)),
         Contender("pyzmq-pair", "raw pyzmq PAIR", *_pyzmq_pair(copy=True)),
         Contender("pyzmq-pair-nocopy", "raw pyzmq PAIR copy=False", *_pyzmq_pair(copy=False)),
+        # copy=False made safe: each send waits for its tracker (what netgear PAIR does)
+        Contender("pyzmq-pair-tracked", "raw pyzmq PAIR copy=False, tracked",
+                  *_pyzmq_pair(copy=False, track=True)),
         Contender("imagezmq", "imagezmq 1.2 REQ/REP", _imagezmq_sender, _imagezmq_receiver),
         Contender("vidgear", "vidgear 0.3.6 REQ/REP", *_vidgear(1, jpeg_compression=False)),
         Contender("tcp", "plain TCP socket (ceiling)", _tcp_sender, _tcp_receiver),

@@ -26,6 +26,7 @@ a *receiver* exits.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import grp
@@ -139,6 +140,17 @@ def reclaim_if_stale(name: str) -> bool:
         os.close(fd)
 
 
+def _address(mm: mmap.mmap) -> int:
+    """The mapping's start address (0 for a read-only mapping, where nobody needs it)."""
+    try:
+        view = ctypes.c_char.from_buffer(mm)
+    except TypeError:  # read-only: a receiver's
+        return 0
+    address = ctypes.addressof(view)
+    del view  # an exported buffer would keep mm.close() from unmapping
+    return address
+
+
 class Segment:
     """A mapped segment: the sender creates it, receivers attach to it read-only."""
 
@@ -150,6 +162,8 @@ class Segment:
         self.inode = os.fstat(fd).st_ino
         self.seqs = np.frombuffer(mm, np.uint64, slots, SEQ_TABLE)
         self.fanout = bool(mm[MODE_AT])
+        self.address = _address(mm)
+
 
     @classmethod
     def create(cls, name: str, slots: int, slot_bytes: int, endpoint: str,

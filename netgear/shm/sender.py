@@ -135,6 +135,10 @@ class ShmSender:
             raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
         if self.fanout:
             return self._pick_slot()
+        if self._free and self._conns:
+            # credits waiting in the socket are read only when the ring runs dry: no
+            # syscall on the common path (a replaced receiver shows up as EPIPE in commit)
+            return self._free.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._drain(0.0)
         while not self._free or self._peer is None:
@@ -155,6 +159,10 @@ class ShmSender:
         """The writable bytes of ``slot`` (``slot_bytes`` long), reserved by the caller."""
         start = HEADER_BYTES + slot * self._seg.stride
         return memoryview(self._seg.mm)[start:start + self.slot_bytes]
+
+    def slot_address(self, slot: int) -> int:
+        """Where ``slot`` starts in this process's memory."""
+        return self._seg.address + HEADER_BYTES + slot * self._seg.stride
 
     def commit(self, slot: int, dtype: str, shape: list[int], header: bytes = b"",
                timeout: Optional[float] = 10.0) -> bool:

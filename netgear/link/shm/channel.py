@@ -36,7 +36,7 @@ class ShmChannel:
         self.rebuilds = 0  # nothing to rebuild: a restarted peer reattaches by itself
         self.tx: ShmSender | None = None
         self.rx: ShmReceiver | None = None
-        self.loan: tuple[int, int] | None = None  # (slot, address) lent by ShmLink.loan()
+        self.loan: tuple[int, int, np.ndarray] | None = None  # (slot, address, array) lent
 
     def fit_queue(self, frame_bytes: int, queue_bytes: int) -> None:
         """Nothing to fit: the ring's slots (shm_slots) bound what a sender queues."""
@@ -48,14 +48,23 @@ class ShmChannel:
 class Layout:
     """Where each part of one outgoing message goes: notification or slot."""
 
-    __slots__ = ("frame_at", "header", "pieces", "total")
+    __slots__ = ("frame", "header", "pieces", "total")
 
     def __init__(self, header: bytes, pieces: list[tuple[int, memoryview]], total: int,
-                 frame_at: int) -> None:
+                 frame: np.ndarray | None) -> None:
         self.header = header
         self.pieces = pieces  # (offset in the slot, bytes to copy there); the payload first
         self.total = total  # bytes of the slot used; 0: no slot needed
-        self.frame_at = frame_at  # address of the payload's first byte (0: not an array)
+        self.frame = frame  # the payload when it is an array (a loaned slot's, maybe)
+
+    def payload_at(self, address: int, loaned: np.ndarray) -> bool:
+        """Whether the payload is the array ``loaned`` lent at ``address`` (no copy due)."""
+        frame = self.frame
+        if frame is None or not self.total:
+            return False
+        if frame is loaned:  # the usual case, and cheaper than reading the address
+            return True
+        return bool(frame.__array_interface__["data"][0] == address)
 
     def write(self, slot: memoryview, skip_payload: bool = False) -> None:
         """Copy the pieces into ``slot``; ``skip_payload``: it is already there (a loan)."""
@@ -75,9 +84,9 @@ def layout(parts: list[Any], slot_bytes: int) -> Layout:
     specs: list[Any] = [None, None, None]
     pieces: list[tuple[int, memoryview]] = []
     total = 0
-    frame_at = 0
+    frame = None
     if len(parts) > 1 and isinstance(parts[1], np.ndarray) and parts[1].nbytes:
-        frame_at = parts[1].__array_interface__["data"][0]
+        frame = parts[1]
     # the payload first, at offset 0: where a loaned frame already lies
     for index in sorted(range(len(parts)), key=lambda i: i != 1):
         part = parts[index]
@@ -95,7 +104,7 @@ def layout(parts: list[Any], slot_bytes: int) -> Layout:
             f"frame of {total} bytes (payload and message) does not fit shm_slot_bytes="
             f"{slot_bytes}; create the sender with shm_slot_bytes={total} or more "
             "(receivers need no change)")
-    return Layout(msgpack.packb(specs[:len(parts)]), pieces, total, frame_at)
+    return Layout(msgpack.packb(specs[:len(parts)]), pieces, total, frame)
 
 
 def read_parts(header: bytes, slot: np.ndarray | None) -> list[Any]:
