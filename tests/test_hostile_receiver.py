@@ -358,3 +358,42 @@ def test_cli_lifts_its_soft_file_limit_to_the_hard_one(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=30)
     assert f"soft {hard}" in out.stdout.splitlines(), out
+
+
+@pytest.mark.timeout(60)
+def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leaves(port):
+    # libzmq refuses the second connection's pipe while the first is attached and never
+    # attaches it later: without the receiver's watch this stream stayed silent for good
+    rx = NetGear(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
+                 receive_timeout=10.0)
+    ctx = zmq.Context()
+    first = ctx.socket(zmq.PAIR)
+    second = None
+    try:
+        first.connect(f"tcp://127.0.0.1:{port}")
+        seq = 0
+
+        def send_first(value: int) -> None:
+            nonlocal seq
+            seq += 1
+            head = {"v": 1, "k": 0, "s": seq, "t": time.time(), "i": 4242,
+                    "d": "|u1", "h": [64]}
+            first.send_multipart([msgpack.packb(head), stamp(value).tobytes()])
+
+        send_first(1)
+        assert value_of(rx.recv()) == 1
+        second = Peer("sender", 0, port, start=1_000_000, interval=0.01, quiet=1).wait_ready()
+        time.sleep(0.5)  # connected and refused: the first still holds the slot
+        send_first(2)
+        assert value_of(rx.recv()) == 2  # the first one keeps it while it is there
+        first.close(linger=0)
+        started = time.monotonic()
+        assert value_of(rx.recv()) >= 1_000_000
+        assert time.monotonic() - started < 5.0
+        assert rx._transport.channels[0].rebuilds == 1
+    finally:
+        first.close(linger=0)
+        ctx.term()
+        if second is not None:
+            second.kill()
+        rx.close()

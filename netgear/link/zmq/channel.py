@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from ...errors import TransportError
+
+if TYPE_CHECKING:
+    from .pairwatch import PairWatch
 
 __all__ = ["MAX_QUEUE_FRAMES", "QUEUE_FRAMES", "Channel", "Connector", "SocketHook",
            "translate_errors"]
@@ -74,6 +77,7 @@ class Channel:
         # True: each received message's ZAP User-Id (the CURVE key) is kept in ``peer``
         self.want_peer = False
         self.peer: str | None = None
+        self.watch: PairWatch | None = None  # a bound PAIR receiver's connections
 
     def note_peer(self, parts: list[Any]) -> list[Any]:
         """Keep the ZAP User-Id of the message just received (``want_peer`` channels)."""
@@ -131,6 +135,9 @@ class Channel:
         self.open()
 
     def close(self, linger_ms: int = 0) -> None:
+        if self.watch is not None:
+            self.watch.close(self.sock)
+            self.watch = None
         if self.sock is not None:
             with contextlib.suppress(zmq.ZMQError):
                 self.sock.close(linger=linger_ms)

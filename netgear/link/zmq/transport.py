@@ -23,6 +23,7 @@ from ...errors import PeerTimeoutError, TransportError
 from ..base import Stop, never
 from .channel import Channel, SocketHook, translate_errors
 from .failover import Hubs, at_each_hub
+from .pairwatch import watch_pair
 from .sockopts import base_options
 from .tracked import Lender
 from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
@@ -56,6 +57,9 @@ class Transport:
         if socket_type == zmq.REQ and settings.options["send_window"] > 1:
             socket_type, self.envelope = zmq.DEALER, [b""]
         hooks = [base_options(settings)]
+        if (socket_type == zmq.PAIR and settings.binds and settings.receive_mode
+                and len(settings.ports) == 1):
+            hooks.append(watch_pair)  # a restarted PAIR sender must not be shut out
         if split:
             self.channels = [
                 Channel(self.context, socket_type, [settings.endpoint(p)], settings.binds,

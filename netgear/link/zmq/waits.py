@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from ..base import Stop
+from .pairwatch import let_in_stranded
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -53,18 +54,24 @@ def send_within(channel: Channel, parts: list[Any], timeout: float | None, stop:
 def recv_within(channel: Channel, timeout: float | None, stop: Stop,
                 copy: bool) -> list[Any] | None:
     """Blocking receive in short slices (RCVTIMEO); None when the time is up or stopped."""
-    sock = channel.sock
-    assert sock is not None  # the caller opened it (an internal invariant, not user input)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         if deadline is not None and deadline <= time.monotonic():
             return None
         channel.set_timeout(zmq.RCVTIMEO, slice_ms(deadline))
+        sock = channel.sock
+        assert sock is not None  # the caller opened it (an internal invariant, not user input)
         try:
-            return sock.recv_multipart(copy=copy)
+            parts = sock.recv_multipart(copy=copy)
         except zmq.Again:
             if stop():
                 return None
+            if channel.watch is not None:  # nothing came: was a restarted sender shut out?
+                let_in_stranded(channel)
+            continue
+        if channel.watch is not None:
+            channel.watch.saw(parts)
+        return parts
 
 
 def wait_readable(sock: zmq.Socket, deadline: float | None, stop: Stop) -> bool | None:

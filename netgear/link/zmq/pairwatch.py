@@ -1,0 +1,133 @@
+"""A PAIR receiver that lets a restarted sender in once the old one is gone.
+
+libzmq's PAIR socket takes one peer. A second connection that completes its handshake
+while the first is still attached is refused its pipe but kept open: when the first peer
+then leaves (a SIGKILLed sender whose end of file libzmq only reads once the receiver has
+drained its queue), the newcomer stays connected to nothing. Its frames fill the TCP
+window and the stream stops for good, although both processes are alive.
+
+:class:`PairWatch` follows the receiver's connections with ZeroMQ's socket monitor and
+learns which one carries the frames (``zmq.SRCFD`` of each message). When that one
+disconnects while another connection is open, the receiving socket is rebuilt: every
+connection is dropped, and the live sender reconnects (RECONNECT_IVL) and is attached.
+The check runs only between wait slices, when nothing arrives; the frame path pays one
+property read per message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from ...errors import TransportError
+
+if TYPE_CHECKING:
+    from .channel import Channel
+
+__all__ = ["PairWatch", "let_in_stranded", "watch_pair"]
+
+logger = logging.getLogger(__name__)
+
+EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+GRACE = 1.0  # a connection with no peer attached and no message for this long is stranded
+REBIND_FOR = 2.0  # libzmq closes the old listener asynchronously: bind again until then
+_serial = itertools.count()
+
+
+class PairWatch:
+    """The connections of one bound PAIR socket, and which of them is attached."""
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        # a unique address: a rebuilt socket's monitor must not meet the old one's
+        address = f"inproc://netgear-pairwatch-{id(self):x}-{next(_serial)}"
+        self.monitor: zmq.Socket | None = sock.get_monitor_socket(EVENTS, addr=address)
+        self.live: dict[int, float] = {}  # open connections: fd -> when accepted
+        self.attached: int | None = None  # the connection the last message came through
+        self.last_message = time.monotonic()
+        self.orphaned = False
+
+    def saw(self, parts: list[Any]) -> None:
+        """A message arrived: its connection is the attached one."""
+        self.last_message = time.monotonic()
+        frame = parts[0]
+        if isinstance(frame, zmq.Frame):
+            with contextlib.suppress(zmq.ZMQError):
+                self.attached = frame.get(zmq.SRCFD)
+
+    def stranded(self) -> bool:
+        """Read the monitor; True when a connection waits that libzmq will never attach.
+
+        That is: the attached peer left while another connection was open, or (libzmq
+        reports the departure before it has let go of the old pipe, so a newcomer can be
+        refused just after it) no connection has been attached for GRACE while one has
+        been open that long and nothing arrived. Senders connect at their first frame, so
+        an attached one has sent something within GRACE.
+        """
+        monitor = self.monitor
+        if monitor is None:
+            return False
+        now = time.monotonic()
+        while monitor.poll(0):
+            kind, fd = _event(monitor.recv_multipart())
+            if kind == zmq.EVENT_ACCEPTED:
+                self.live[fd] = now
+            elif kind == zmq.EVENT_DISCONNECTED:
+                self.live.pop(fd, None)
+                if fd == self.attached:
+                    self.attached = None
+                    self.orphaned = bool(self.live)
+        if not self.live:
+            self.orphaned = False  # the waiting one left too: nothing to let in
+            return False
+        if self.orphaned:
+            return True
+        return (self.attached is None and now - self.last_message >= GRACE
+                and now - min(self.live.values()) >= GRACE)
+
+    def close(self, sock: zmq.Socket | None) -> None:
+        if self.monitor is None:
+            return
+        if sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+        self.monitor.close(linger=0)
+        self.monitor = None
+
+
+def _event(parts: list[bytes]) -> tuple[int, int]:
+    # ZeroMQ's monitor message: 16-bit event, 32-bit value (the fd here), then the endpoint
+    head = parts[0]
+    return int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
+
+
+def watch_pair(sock: zmq.Socket, channel: Channel) -> None:
+    """Socket hook of a bound PAIR receiver: give the channel a watch for each socket."""
+    channel.watch = PairWatch(sock)
+
+
+def let_in_stranded(channel: Channel) -> None:
+    """Rebuild ``channel``'s socket if its peer left while a newer sender waits unattached."""
+    watch = channel.watch
+    if watch is None or not watch.stranded():
+        return
+    logger.info("port %s: the sender left while another waited; reopening the socket so "
+                "that it is let in", channel.label)
+    channel.close(linger_ms=0)
+    channel.rebuilds += 1
+    deadline = time.monotonic() + REBIND_FOR
+    while True:
+        try:
+            channel.open()
+            return
+        except TransportError:
+            if channel.watch is not None:  # the monitor of the socket that failed to bind
+                channel.watch.close(None)
+                channel.watch = None
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)  # the old listener is still closing in libzmq's I/O thread
