@@ -135,10 +135,10 @@ class Channel:
         self.open()
 
     def close(self, linger_ms: int = 0) -> None:
-        if self.watch is not None:
-            self.watch.close(self.sock)
-            self.watch = None
         if self.sock is not None:
             with contextlib.suppress(zmq.ZMQError):
                 self.sock.close(linger=linger_ms)
             self.sock = None
+        if self.watch is not None:  # after the socket: its monitor's last event is read
+            self.watch.close()
+            self.watch = None

@@ -10,7 +10,7 @@ window and the stream stops for good, although both processes are alive.
 learns which one carries the frames (``zmq.SRCFD`` of each message). When that one
 disconnects while another connection is open, the receiving socket is rebuilt: every
 connection is dropped, and the live sender reconnects (RECONNECT_IVL) and is attached.
-The check runs only between wait slices, when nothing arrives; the frame path pays one
+The decision is taken between wait slices, when nothing arrives; the frame path pays one
 property read per message.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,23 +34,34 @@ __all__ = ["PairWatch", "let_in_stranded", "watch_pair"]
 
 logger = logging.getLogger(__name__)
 
-EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED
+POLL_MS = 100  # how soon the thread notices close()
+JOIN_TIMEOUT = 1.0
 GRACE = 1.0  # a connection with no peer attached and no message for this long is stranded
 REBIND_FOR = 2.0  # libzmq closes the old listener asynchronously: bind again until then
 _serial = itertools.count()
 
 
 class PairWatch:
-    """The connections of one bound PAIR socket, and which of them is attached."""
+    """The connections of one bound PAIR socket, and which of them is attached.
+
+    A thread of its own reads the monitor at once: libzmq's I/O thread blocks on a full
+    monitor pipe, so the events must never wait for the application to call recv().
+    """
 
     def __init__(self, sock: zmq.Socket) -> None:
         # a unique address: a rebuilt socket's monitor must not meet the old one's
         address = f"inproc://netgear-pairwatch-{id(self):x}-{next(_serial)}"
-        self.monitor: zmq.Socket | None = sock.get_monitor_socket(EVENTS, addr=address)
+        self._monitor = sock.get_monitor_socket(EVENTS, addr=address)
+        self._lock = threading.Lock()
         self.live: dict[int, float] = {}  # open connections: fd -> when accepted
         self.attached: int | None = None  # the connection the last message came through
         self.last_message = time.monotonic()
         self.orphaned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="netgear-pair-watch",
+                                        daemon=True)
+        self._thread.start()
 
     def saw(self, parts: list[Any]) -> None:
         """A message arrived: its connection is the attached one."""
@@ -60,7 +72,7 @@ class PairWatch:
                 self.attached = frame.get(zmq.SRCFD)
 
     def stranded(self) -> bool:
-        """Read the monitor; True when a connection waits that libzmq will never attach.
+        """True when a connection waits that libzmq will never attach.
 
         That is: the attached peer left while another connection was open, or (libzmq
         reports the departure before it has let go of the old pipe, so a newcomer can be
@@ -68,35 +80,51 @@ class PairWatch:
         been open that long and nothing arrived. Senders connect at their first frame, so
         an attached one has sent something within GRACE.
         """
-        monitor = self.monitor
-        if monitor is None:
-            return False
         now = time.monotonic()
-        while monitor.poll(0):
-            kind, fd = _event(monitor.recv_multipart())
+        with self._lock:
+            if not self.live:
+                self.orphaned = False  # the waiting one left too: nothing to let in
+                return False
+            if self.orphaned:
+                return True
+            return (self.attached is None and now - self.last_message >= GRACE
+                    and now - min(self.live.values()) >= GRACE)
+
+    def _note(self, kind: int, fd: int) -> None:
+        with self._lock:
             if kind == zmq.EVENT_ACCEPTED:
-                self.live[fd] = now
+                self.live[fd] = time.monotonic()
             elif kind == zmq.EVENT_DISCONNECTED:
                 self.live.pop(fd, None)
                 if fd == self.attached:
                     self.attached = None
                     self.orphaned = bool(self.live)
-        if not self.live:
-            self.orphaned = False  # the waiting one left too: nothing to let in
-            return False
-        if self.orphaned:
-            return True
-        return (self.attached is None and now - self.last_message >= GRACE
-                and now - min(self.live.values()) >= GRACE)
 
-    def close(self, sock: zmq.Socket | None) -> None:
-        if self.monitor is None:
-            return
-        if sock is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                sock.disable_monitor()
-        self.monitor.close(linger=0)
-        self.monitor = None
+    def _run(self) -> None:
+        monitor = self._monitor
+        try:
+            while not self._stop.is_set():
+                if not monitor.poll(POLL_MS):
+                    continue
+                while True:
+                    try:
+                        kind, fd = _event(monitor.recv_multipart(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                    if kind == zmq.EVENT_MONITOR_STOPPED:  # the watched socket closed
+                        return
+                    self._note(kind, fd)
+        except zmq.ZMQError as exc:  # pragma: no cover - context torn down under us
+            logger.debug("PAIR watch stopped: %s", exc)
+        finally:
+            monitor.close(linger=0)
+
+    def close(self) -> None:
+        """Stop the thread (after the watched socket closed: its last event is read
+        first). Idempotent, bounded by one poll slice."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(JOIN_TIMEOUT)
 
 
 def _event(parts: list[bytes]) -> tuple[int, int]:
@@ -125,8 +153,8 @@ def let_in_stranded(channel: Channel) -> None:
             channel.open()
             return
         except TransportError:
-            if channel.watch is not None:  # the monitor of the socket that failed to bind
-                channel.watch.close(None)
+            if channel.watch is not None:  # the watch of the socket that failed to bind
+                channel.watch.close()
                 channel.watch = None
             if time.monotonic() >= deadline:
                 raise
