@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
 
 if not sys.platform.startswith("linux"):  # OFD locks and /dev/shm
     pytest.skip("the shm engine needs Linux (/dev/shm and OFD locks)", allow_module_level=True)
+
+from peers import cpu_seconds
 
 from netgear.errors import ClosedError, OptionError, PayloadError, TransportError
 from netgear.shm import ShmReceiver, ShmSender, segment_path
@@ -386,11 +387,10 @@ def test_idle_receiver_uses_under_one_percent_cpu(name: str, peers: list) -> Non
     try:
         reader = spawn(peers, "recv", name, "--count", "1")
         reader.until("ready")
-        proc = psutil.Process(reader.proc.pid)
         time.sleep(1.0)  # past start-up and attaching
-        c0 = sum(proc.cpu_times()[:2])
+        c0 = cpu_seconds(reader.proc.pid)
         time.sleep(4.0)
-        used = sum(proc.cpu_times()[:2]) - c0
+        used = cpu_seconds(reader.proc.pid) - c0
         assert used / 4.0 < 0.01, f"idle receiver used {100 * used / 4:.2f}% CPU"
     finally:
         tx.close()
