@@ -66,10 +66,13 @@ class PairWatch:
     def saw(self, parts: list[Any]) -> None:
         """A message arrived: its connection is the attached one."""
         self.last_message = time.monotonic()
-        frame = parts[0]
-        if isinstance(frame, zmq.Frame):
-            with contextlib.suppress(zmq.ZMQError):
-                self.attached = frame.get(zmq.SRCFD)
+        # which connection: only asked while it may have changed (a property read costs
+        # more than the rest of this call)
+        if self.attached is None or len(self.live) > 1:
+            frame = parts[0]
+            if isinstance(frame, zmq.Frame):
+                with contextlib.suppress(zmq.ZMQError):
+                    self.attached = frame.get(zmq.SRCFD)
 
     def stranded(self) -> bool:
         """True when a connection waits that libzmq will never attach.
