@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
-from peers import Peer, stamp, value_of, zmtp_null_peer
+from peers import Peer, stamp, value_of, zmtp_null_peer, zmtp_part
 
 from netgear import NetGear
 
@@ -397,3 +397,78 @@ def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leave
         if second is not None:
             second.kill()
         rx.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_first_frame_crawling_in_over_seconds_is_not_taken_for_a_refused_sender(port):
+    # the watch above must tell a refused connection (bytes left unread) from a sender on
+    # a slow link whose first frame takes longer than its grace period to arrive
+    rx = NetGear(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
+                 receive_timeout=15.0)
+    conn = None
+    try:
+        conn = zmtp_null_peer(port, b"PAIR")
+        payload = stamp(7, 64 * 1024).tobytes()
+        head = msgpack.packb({"v": 1, "k": 0, "s": 1, "t": time.time(), "i": 4343,
+                              "d": "|u1", "h": [len(payload)]})
+
+        def crawl() -> None:
+            conn.sendall(zmtp_part(len(head), more=True) + head + zmtp_part(len(payload),
+                                                                            more=False))
+            for start in range(0, len(payload), 4096):  # 16 chunks over about 2.4 s
+                conn.sendall(payload[start:start + 4096])
+                time.sleep(0.15)
+
+        writer = threading.Thread(target=crawl, daemon=True)
+        writer.start()
+        frame = rx.recv()
+        writer.join(10)
+        assert value_of(frame) == 7 and frame.nbytes == len(payload)
+        assert rx._transport.channels[0].rebuilds == 0
+    finally:
+        if conn is not None:
+            conn.close()
+        rx.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_watch_takes_a_connection_for_refused_only_while_its_bytes_pile_up_unread():
+    # the rule for the rare order (libzmq reports the old peer gone, then refuses the new
+    # one): no message for GRACE, nothing attached, a connection whose kernel queue never
+    # shrinks. A real socket pair stands for libzmq's connection.
+    from netgear.link.zmq.pairwatch import GRACE, PairWatch
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PAIR)
+    refused, sender = socket.socketpair()
+    drained, slow = socket.socketpair()
+    watch = PairWatch(sock)
+    try:
+        long_ago = time.monotonic() - 2 * GRACE
+        watch.last_message = long_ago
+        with watch._lock:
+            watch.live = {drained.fileno(): long_ago}
+        slow.sendall(b"x" * 100)
+        assert not watch.stranded()  # first look: bytes queued, not yet for long
+        time.sleep(GRACE / 2)
+        drained.recv(100)  # read: an attached connection's bytes are taken as they come
+        slow.sendall(b"y" * 50)
+        time.sleep(GRACE / 2 + 0.1)
+        assert not watch.stranded()
+        with watch._lock:
+            watch.live = {refused.fileno(): long_ago}
+        sender.sendall(b"z" * 100)
+        assert not watch.stranded()
+        time.sleep(GRACE / 2)
+        sender.sendall(b"z" * 100)  # more arrives, nothing is read
+        assert not watch.stranded()
+        time.sleep(GRACE / 2 + 0.1)
+        assert watch.stranded()
+        watch.saw([zmq.Frame(b"")])  # a message arrived after all: no longer stranded
+        assert not watch.stranded()
+    finally:
+        sock.close(linger=0)
+        watch.close()
+        for s in (refused, sender, drained, slow):
+            s.close()
+        ctx.term()

@@ -17,8 +17,11 @@ property read per message.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import logging
+import struct
+import termios
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -58,6 +61,7 @@ class PairWatch:
         self.attached: int | None = None  # the connection the last message came through
         self.last_message = time.monotonic()
         self.orphaned = False
+        self._stuck: dict[int, tuple[int, float]] = {}  # fd -> (bytes unread, growing since)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="netgear-pair-watch",
                                         daemon=True)
@@ -79,9 +83,8 @@ class PairWatch:
 
         That is: the attached peer left while another connection was open, or (libzmq
         reports the departure before it has let go of the old pipe, so a newcomer can be
-        refused just after it) no connection has been attached for GRACE while one has
-        been open that long and nothing arrived. Senders connect at their first frame, so
-        an attached one has sent something within GRACE.
+        refused just after it) nothing arrived for GRACE, no connection is attached, and
+        one has had bytes unread in the kernel, never fewer, for GRACE.
         """
         now = time.monotonic()
         with self._lock:
@@ -90,8 +93,22 @@ class PairWatch:
                 return False
             if self.orphaned:
                 return True
-            return (self.attached is None and now - self.last_message >= GRACE
-                    and now - min(self.live.values()) >= GRACE)
+            if self.attached is not None or now - self.last_message < GRACE:
+                return False
+            live = [fd for fd, since in self.live.items() if now - since >= GRACE]
+        # A refused connection is not read: what its sender sends piles up in the kernel,
+        # never less from one check to the next. An attached one is read as its bytes
+        # arrive (a first frame crawling over a slow link included), so its queue empties.
+        for fd in live:
+            queued = _queued(fd)
+            last = self._stuck.get(fd)
+            if not queued or last is None or queued < last[0]:
+                self._stuck[fd] = (queued, now)  # read meanwhile: start over
+                continue
+            self._stuck[fd] = (queued, last[1])
+            if now - last[1] >= GRACE:
+                return True
+        return False
 
     def _note(self, kind: int, fd: int) -> None:
         with self._lock:
@@ -99,6 +116,7 @@ class PairWatch:
                 self.live[fd] = time.monotonic()
             elif kind == zmq.EVENT_DISCONNECTED:
                 self.live.pop(fd, None)
+                self._stuck.pop(fd, None)
                 if fd == self.attached:
                     self.attached = None
                     self.orphaned = bool(self.live)
@@ -128,6 +146,14 @@ class PairWatch:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT)
+
+
+def _queued(fd: int) -> int:
+    """Bytes waiting in the kernel on the connection ``fd`` (libzmq's; only looked at)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 def _event(parts: list[bytes]) -> tuple[int, int]:
