@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
+from aio_helpers import BlockingAsyncNetGear
 from peers import Peer, stamp, value_of, zmtp_null_peer, zmtp_part
 
 from netgear import NetGear
@@ -361,11 +362,14 @@ def test_cli_lifts_its_soft_file_limit_to_the_hard_one(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leaves(port):
+@pytest.mark.parametrize("api", ["sync", "asyncio"])
+def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leaves(port, api):
     # libzmq refuses the second connection's pipe while the first is attached and never
     # attaches it later: without the receiver's watch this stream stayed silent for good
-    rx = NetGear(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
-                 receive_timeout=10.0)
+    make = NetGear if api == "sync" else BlockingAsyncNetGear
+    rx = make(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
+              receive_timeout=10.0)
+    sync = rx if api == "sync" else rx.gear._sync
     ctx = zmq.Context()
     first = ctx.socket(zmq.PAIR)
     second = None
@@ -390,7 +394,7 @@ def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leave
         started = time.monotonic()
         assert value_of(rx.recv()) >= 1_000_000
         assert time.monotonic() - started < 5.0
-        assert rx._transport.channels[0].rebuilds == 1
+        assert sync._transport.channels[0].rebuilds == 1
     finally:
         first.close(linger=0)
         ctx.term()

@@ -20,9 +20,12 @@ import zmq
 
 from ..base import Stop, never
 from .channel import Channel, translate_errors
+from .pairwatch import let_in_stranded
 from .transport import Transport
 
-__all__ = ["Watch", "receive_now"]
+__all__ = ["STRANDED_CHECK", "Watch", "receive_now"]
+
+STRANDED_CHECK = 0.1  # a PAIR receiver's wait looks for a refused sender this often
 
 
 def receive_now(transport: Transport, channels: Sequence[Channel],
@@ -37,9 +40,12 @@ def receive_now(transport: Transport, channels: Sequence[Channel],
         return None
     with translate_errors("receive"):
         try:
-            return channel, sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+            parts = sock.recv_multipart(zmq.NOBLOCK, copy=copy)
         except zmq.Again:
             return None
+    if channel.watch is not None:
+        channel.watch.saw(parts)
+    return channel, parts
 
 
 class Watch:
@@ -81,6 +87,11 @@ class Watch:
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 return False
+            if self._let_in_stranded():
+                self._arm(loop)  # the reopened socket's descriptor
+                continue
+            if self._watched():  # look again within a slice, as the sync receiver does
+                left = STRANDED_CHECK if left is None else min(left, STRANDED_CHECK)
             self.waiter = woken = loop.create_future()
             timer = None if left is None else loop.call_later(left, self.wake)
             try:
@@ -89,6 +100,22 @@ class Watch:
                 self.waiter = None
                 if timer is not None:
                     timer.cancel()
+
+    def _watched(self) -> bool:
+        return len(self.channels) == 1 and self.channels[0].watch is not None
+
+    def _let_in_stranded(self) -> bool:
+        """A PAIR sender refused while another held the slot: reopen the socket (see
+        pairwatch.py). The loop's reader goes first: none may stay on a closed descriptor."""
+        if not self._watched():
+            return False
+        channel = self.channels[0]
+        watch = channel.watch
+        if watch is None or not watch.stranded():
+            return False
+        self.release()
+        let_in_stranded(channel)
+        return True
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
