@@ -25,6 +25,7 @@ import glob
 import importlib.util
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -161,7 +162,34 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
+def _iceoryx2_files() -> set[str]:
+    """What iceoryx2 keeps between processes (its node and service registry)."""
+    found = set(glob.glob("/dev/shm/iox2_*"))
+    root = os.path.join(tempfile.gettempdir(), "iceoryx2")
+    if os.path.isdir(root):
+        found.add(root)
+    return found
+
+
+def _remove_new_iceoryx2_files(before: set[str]) -> None:
+    """iceoryx2 leaves its registry behind on purpose; ours goes (nobody else's)."""
+    for path in _iceoryx2_files() - before:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def main(argv: list[str] | None = None) -> int:
+    before = _iceoryx2_files()
+    try:
+        return _main(argv)
+    finally:
+        _remove_new_iceoryx2_files(before)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(CONTENDERS))
