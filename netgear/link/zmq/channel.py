@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 4  # senders, until their first frame tells its size
 MAX_QUEUE_FRAMES = 1000
+REBIND_FOR = 2.0  # a rebuilt bound socket retries its bind this long
 SocketHook = Callable[[zmq.Socket, "Channel"], None]
 # Replaces sock.connect(endpoint) on a connecting channel (ssh_tunnel_mode).
 Connector = Callable[[zmq.Socket, str], None]
@@ -105,6 +107,9 @@ class Channel:
                         self.connector(sock, endpoint)
         except BaseException:
             sock.close(linger=0)
+            if self.watch is not None:  # a hook's watch of the socket that failed
+                self.watch.close()
+                self.watch = None
             raise
         self.sock = sock
         self.timeouts = {}
@@ -128,11 +133,23 @@ class Channel:
         self.fitted = True
 
     def rebuild(self) -> None:
-        """Lazy Pirate: drop the socket and whatever it queued, then open a fresh one."""
+        """Lazy Pirate: drop the socket and whatever it queued, then open a fresh one.
+
+        A bound socket binds again until REBIND_FOR has passed: libzmq closes the old
+        listener asynchronously, so the port can still be taken for a moment.
+        """
         self.close(linger_ms=0)
         self.rebuilds += 1
         logger.debug("rebuilding socket for %s (rebuild %d)", self.label, self.rebuilds)
-        self.open()
+        deadline = time.monotonic() + REBIND_FOR
+        while True:
+            try:
+                self.open()
+                return
+            except TransportError:
+                if not self.bind or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)  # the old listener is still closing in libzmq's I/O thread
 
     def close(self, linger_ms: int = 0) -> None:
         if self.sock is not None:

@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from ...errors import TransportError
-
 if TYPE_CHECKING:
     from .channel import Channel
 
@@ -41,7 +39,6 @@ EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED
 POLL_MS = 100  # how soon the thread notices close()
 JOIN_TIMEOUT = 1.0
 GRACE = 1.0  # a connection with no peer attached and no message for this long is stranded
-REBIND_FOR = 2.0  # libzmq closes the old listener asynchronously: bind again until then
 _serial = itertools.count()
 
 
@@ -88,6 +85,9 @@ class PairWatch:
         """
         now = time.monotonic()
         with self._lock:
+            # only this (the application's) thread touches _stuck: forget closed ones here
+            for fd in [fd for fd in self._stuck if fd not in self.live]:
+                del self._stuck[fd]
             if not self.live:
                 self.orphaned = False  # the waiting one left too: nothing to let in
                 return False
@@ -116,7 +116,6 @@ class PairWatch:
                 self.live[fd] = time.monotonic()
             elif kind == zmq.EVENT_DISCONNECTED:
                 self.live.pop(fd, None)
-                self._stuck.pop(fd, None)
                 if fd == self.attached:
                     self.attached = None
                     self.orphaned = bool(self.live)
@@ -174,17 +173,4 @@ def let_in_stranded(channel: Channel) -> None:
         return
     logger.info("port %s: the sender left while another waited; reopening the socket so "
                 "that it is let in", channel.label)
-    channel.close(linger_ms=0)
-    channel.rebuilds += 1
-    deadline = time.monotonic() + REBIND_FOR
-    while True:
-        try:
-            channel.open()
-            return
-        except TransportError:
-            if channel.watch is not None:  # the watch of the socket that failed to bind
-                channel.watch.close()
-                channel.watch = None
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)  # the old listener is still closing in libzmq's I/O thread
+    channel.rebuild()
