@@ -138,17 +138,8 @@ class ShmLink:
     def post(self, channel: ShmChannel, parts: list[Any], *, copy: bool, timeout: float,
              retries: int, stop: Stop = never) -> bool:
         """Send a request whose reply a later ``request(sent=True)`` collects."""
-        plan = layout(parts, self._tx(channel).slot_bytes)
-        for attempt in range(retries + 1):
-            if self._publish(channel, plan, timeout, stop) == SENT:
-                return True
-            if stop():
-                return False
-            logger.warning("%s: no receiver took the request within %.2fs (attempt %d of %d)",
-                           channel.name, timeout, attempt + 1, retries + 1)
-        raise PeerTimeoutError(
-            f"shm stream {channel.name!r}: no receiver took the frame within {timeout:g}s "
-            f"after {retries} retries")
+        return self.send(channel, parts, copy=copy, track=False, timeout=timeout,
+                         retries=retries, drop_if_busy=False, stop=stop)
 
     def request(self, channel: ShmChannel, parts: list[Any], *, copy: bool, timeout: float,
                 retries: int, accept: Callable[[list[Any]], bool], stop: Stop = never,
