@@ -135,10 +135,6 @@ class ShmSender:
             raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
         if self.fanout:
             return self._pick_slot()
-        if self._free and self._conns:
-            # credits waiting in the socket are read only when the ring runs dry: no
-            # syscall on the common path (a replaced receiver shows up as EPIPE in commit)
-            return self._free.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._drain(0.0)
         while not self._free or self._peer is None:
