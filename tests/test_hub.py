@@ -142,7 +142,10 @@ def test_max_streams_refuses_joiners_counts_them_and_admits_after_a_leave(port: 
     # drop_after backs up a's end-of-stream, which REQ sends unanswered (best effort): once
     # in a CI run it did not get through within 10 s. The subject here is admission.
     hub = hub_for(port, max_streams=2, receive_timeout=1.0, stale_after=1.0, drop_after=4.0)
-    a, b, c = (camera(port, n) for n in ("a", "b", "c"))
+    a, b = (camera(port, n) for n in ("a", "b"))
+    # send_window=0: c.send() returns once the hub answered that very frame, so none of the
+    # refused frames is still on its way (and admitted) after a leaves
+    c = camera(port, "c", send_window=0)
     got: list[str] = []
     try:
         stop = threading.Event()
