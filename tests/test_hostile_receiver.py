@@ -24,6 +24,7 @@ from aio_helpers import BlockingAsyncNetGear
 from peers import Peer, stamp, value_of, zmtp_null_peer, zmtp_part
 
 from netgear import NetGear
+from netgear.security import generate_keys, load_keypair, load_public_key
 
 ATTACKER = 555_000_001  # the sender instance id the attacker claims
 
@@ -362,18 +363,28 @@ def test_cli_lifts_its_soft_file_limit_to_the_hard_one(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("api", ["sync", "asyncio"])
-def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leaves(port, api):
+@pytest.mark.parametrize("api", ["sync", "asyncio", "secure"])
+def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leaves(
+        port, api, tmp_path):
     # libzmq refuses the second connection's pipe while the first is attached and never
-    # attaches it later: without the receiver's watch this stream stayed silent for good
-    make = NetGear if api == "sync" else BlockingAsyncNetGear
+    # attaches it later: without the receiver's watch this stream stayed silent for good.
+    # secure: the watch and the CURVE handshake monitor share the socket's one monitor.
+    make = BlockingAsyncNetGear if api == "asyncio" else NetGear
+    secure: dict[str, Any] = {}
+    if api == "secure":
+        keys = generate_keys(tmp_path / "keys")
+        secure = {"secure_mode": 1, "custom_cert_location": str(keys.root)}
     rx = make(address="127.0.0.1", port=port, pattern=0, receive_mode=True,
-              receive_timeout=10.0)
-    sync = rx if api == "sync" else rx.gear._sync
+              receive_timeout=10.0, **secure)
+    sync = rx.gear._sync if api == "asyncio" else rx
     ctx = zmq.Context()
     first = ctx.socket(zmq.PAIR)
     second = None
     try:
+        if secure:
+            first.curve_serverkey = load_public_key(keys.public_file("server"))
+            first.curve_publickey, first.curve_secretkey = load_keypair(
+                keys.secret_file("client"))
         first.connect(f"tcp://127.0.0.1:{port}")
         seq = 0
 
@@ -386,7 +397,8 @@ def test_a_pair_sender_refused_while_another_held_the_slot_gets_in_once_it_leave
 
         send_first(1)
         assert value_of(rx.recv()) == 1
-        second = Peer("sender", 0, port, start=1_000_000, interval=0.01, quiet=1).wait_ready()
+        second = Peer("sender", 0, port, start=1_000_000, interval=0.01, quiet=1,
+                      options=secure).wait_ready()
         time.sleep(0.5)  # connected and refused: the first still holds the slot
         send_first(2)
         assert value_of(rx.recv()) == 2  # the first one keeps it while it is there

@@ -59,6 +59,12 @@ class HandshakeMonitor:
         # so no event is lost; the thread takes the PAIR over (the lock is the barrier).
         # A unique address: pyzmq's default derives it from the socket's fd, which a Lazy
         # Pirate rebuild may reuse before libzmq has unbound the old monitor.
+        watch = getattr(channel, "watch", None)
+        if watch is not None:
+            # a PAIR receiver's watch (link/zmq/pairwatch.py) already holds the socket's one
+            # monitor; its thread passes the handshake events on
+            watch.relay = self.note
+            return
         address = f"inproc://netgear-monitor-{id(self):x}-{next(self._serial)}"
         try:
             monitor = sock.get_monitor_socket(EVENTS, addr=address)
@@ -124,21 +130,27 @@ class HandshakeMonitor:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return False
-            kind, peer = event["event"], _peer(event["endpoint"])
-            if kind == zmq.EVENT_MONITOR_STOPPED:
+            if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                 return True
-            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                with self._lock:
-                    self._failed.pop(peer, None)
-                    self._logged.discard(peer)
-                continue
-            message = self._describe(kind, peer)
+            self.note(event["event"], event["endpoint"])
+
+    def note(self, kind: int, endpoint: bytes) -> None:
+        """One handshake event (from this monitor's thread, or a PAIR watch's)."""
+        peer = _peer(endpoint)
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             with self._lock:
-                self._failed[peer] = message
-                first = peer not in self._logged
-                self._logged.add(peer)
-            if first:
-                logger.warning("%s", message)
+                self._failed.pop(peer, None)
+                self._logged.discard(peer)
+            return
+        if not kind & FAILURES:
+            return
+        message = self._describe(kind, peer)
+        with self._lock:
+            self._failed[peer] = message
+            first = peer not in self._logged
+            self._logged.add(peer)
+        if first:
+            logger.warning("%s", message)
 
     def _describe(self, kind: int, peer: str) -> str:
         if self.server:

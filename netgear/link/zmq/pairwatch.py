@@ -24,6 +24,7 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -36,6 +37,10 @@ __all__ = ["PairWatch", "let_in_stranded", "watch_pair"]
 logger = logging.getLogger(__name__)
 
 EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED
+# libzmq keeps one monitor per socket: a secure receiver's CURVE handshake events come
+# through this one too, passed on to whoever set ``relay`` (security/monitor.py)
+RELAYED = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+           | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 POLL_MS = 100  # how soon the thread notices close()
 JOIN_TIMEOUT = 1.0
 GRACE = 1.0  # a connection with no peer attached and no message for this long is stranded
@@ -52,7 +57,9 @@ class PairWatch:
     def __init__(self, sock: zmq.Socket) -> None:
         # a unique address: a rebuilt socket's monitor must not meet the old one's
         address = f"inproc://netgear-pairwatch-{id(self):x}-{next(_serial)}"
-        self._monitor = sock.get_monitor_socket(EVENTS, addr=address)
+        self._monitor = sock.get_monitor_socket(EVENTS | RELAYED, addr=address)
+        # set before the socket binds (by a later socket hook), read by the watch's thread
+        self.relay: Callable[[int, bytes], None] | None = None
         self._lock = threading.Lock()
         self.live: dict[int, float] = {}  # open connections: fd -> when accepted
         self.attached: int | None = None  # the connection the last message came through
@@ -128,11 +135,17 @@ class PairWatch:
                     continue
                 while True:
                     try:
-                        kind, fd = _event(monitor.recv_multipart(zmq.NOBLOCK))
+                        parts = monitor.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
+                    kind, fd = _event(parts)
                     if kind == zmq.EVENT_MONITOR_STOPPED:  # the watched socket closed
                         return
+                    if kind & RELAYED:
+                        relay = self.relay
+                        if relay is not None and len(parts) > 1:
+                            relay(kind, parts[1])
+                        continue
                     self._note(kind, fd)
         except zmq.ZMQError as exc:  # pragma: no cover - context torn down under us
             logger.debug("PAIR watch stopped: %s", exc)

@@ -57,10 +57,8 @@ class Transport:
         if socket_type == zmq.REQ and settings.options["send_window"] > 1:
             socket_type, self.envelope = zmq.DEALER, [b""]
         hooks = [base_options(settings)]
-        # not in secure mode: libzmq keeps one monitor per socket, and the CURVE handshake
-        # monitor (security/monitor.py) holds it there
         if (socket_type == zmq.PAIR and settings.binds and settings.receive_mode
-                and len(settings.ports) == 1 and not settings.options.get("secure_mode")):
+                and len(settings.ports) == 1):
             hooks.append(watch_pair)  # a restarted PAIR sender must not be shut out
         if split:
             self.channels = [
