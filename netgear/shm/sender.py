@@ -79,6 +79,8 @@ class ShmSender:
                 os.chmod(endpoint, 0o660)
             self._sock.listen(64)
             self._sock.setblocking(False)
+            self._listener = select.poll()  # is a receiver connecting? (see _accept)
+            self._listener.register(self._sock, select.POLLIN)
         except BaseException as exc:
             common.close_quietly(self._sock, self._conns, self._seg, unlink=True)
             if isinstance(exc, OSError):
@@ -94,6 +96,7 @@ class ShmSender:
         self.replies: deque[bytes] = deque()  # lossless: what the receiver sent back
         self._partial: Optional[bytearray] = None
         self._inbox = bytearray(common.MSG_MAX)
+        self._watch: Optional[select.poll] = None  # listener + receivers; None: rebuild
         self.closed = False
 
     def publish(self, frame: Optional[np.ndarray], header: bytes = b"",
@@ -233,7 +236,10 @@ class ShmSender:
         return self._peer is not None and bool(self._free)
 
     def _accept(self) -> None:
-        while True:
+        # Asked before every frame: one poll() says whether anyone is connecting. A
+        # non-blocking accept() on an idle socket raises, and a raised exception costs tens
+        # of microseconds on the first frame after an idle gap (cold caches).
+        while self._listener.poll(0):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -248,6 +254,7 @@ class ShmSender:
                 self._free = deque(range(self.slots))
                 self._partial = None
             self._conns.append(conn)
+            self._watch = None
 
     def _fan_out(self, msg: bytes) -> None:
         self._accept()
@@ -257,8 +264,7 @@ class ShmSender:
             except BlockingIOError:
                 pass  # that receiver is behind: it counts the gap by sequence number
             except OSError:
-                conn.close()  # that receiver is gone
-                self._conns.remove(conn)
+                self._drop(conn)  # that receiver is gone
 
     def _deliver(self, msg: bytes, slot: int, deadline: Optional[float]) -> bool:
         while True:
@@ -284,6 +290,7 @@ class ShmSender:
         conn.close()
         if conn in self._conns:
             self._conns.remove(conn)
+        self._watch = None
 
     def _wait_s(self, deadline: Optional[float]) -> float:
         if deadline is None:
@@ -309,31 +316,45 @@ class ShmSender:
         return self.replies.popleft()
 
     def _drain(self, wait_s: float) -> None:
-        """Accept a new receiver and read credits and replies, waiting up to ``wait_s``."""
-        if wait_s > 0:
-            poller = select.poll()
+        """Accept a new receiver and read credits and replies, waiting up to ``wait_s``.
+
+        Driven by poll() rather than by reading until a non-blocking call raises: this runs
+        before every lossless frame, and see ``_accept`` for what an exception costs.
+        """
+        ms = max(1, int(wait_s * 1000)) if wait_s > 0 else 0
+        while self._watched().poll(ms):
+            ms = 0  # whatever arrived is read; then look again without waiting
+            self._accept()
+            peer = self._peer
+            if peer is None or not self._read(peer):
+                return
+
+    def _watched(self) -> select.poll:
+        if self._watch is None:  # the receivers changed
+            self._watch = select.poll()
             for sock in (self._sock, *self._conns):
-                poller.register(sock, select.POLLIN)
-            poller.poll(max(1, int(wait_s * 1000)))
-        self._accept()
-        peer = self._peer
-        while peer is not None:
-            try:
-                size = peer.recv_into(self._inbox)
-            except BlockingIOError:
-                return
-            except OSError:
-                size = 0
-            if not size:  # end of file: the receiver closed or died
-                self._drop(peer)
-                return
-            kind = self._inbox[:1]
-            if kind == common.CREDIT:
-                slot = int.from_bytes(self._inbox[1:5], "little")
-                if 0 <= slot < self.slots and slot not in self._free:
-                    self._free.append(slot)
-            elif kind == common.REPLY and size >= 2:
-                self._take_reply_chunk(self._inbox[1], bytes(self._inbox[2:size]))
+                self._watch.register(sock, select.POLLIN)
+        return self._watch
+
+    def _read(self, peer: socket.socket) -> bool:
+        """Take one credit or reply chunk; False when there was none, or at end of file."""
+        try:
+            size = peer.recv_into(self._inbox)
+        except BlockingIOError:
+            return False
+        except OSError:
+            size = 0
+        if not size:  # end of file: the receiver closed or died
+            self._drop(peer)
+            return False
+        kind = self._inbox[:1]
+        if kind == common.CREDIT:
+            slot = int.from_bytes(self._inbox[1:5], "little")
+            if 0 <= slot < self.slots and slot not in self._free:
+                self._free.append(slot)
+        elif kind == common.REPLY and size >= 2:
+            self._take_reply_chunk(self._inbox[1], bytes(self._inbox[2:size]))
+        return True
 
     def _take_reply_chunk(self, flags: int, data: bytes) -> None:
         # a reply larger than one packet comes in chunks: FIRST starts it, LAST ends it
