@@ -174,6 +174,11 @@ class ShmReceiver:
                 n = sock.recv_into(self._buf)
             except BlockingIOError:
                 break
+            except ConnectionResetError:
+                # The sender closed with credits of ours unread. Linux reports that once,
+                # before the notifications it sent first: read on, or the stream's last
+                # frames are lost.
+                continue
             except OSError:
                 n = 0
             if not n:  # end of file: the sender closed or died

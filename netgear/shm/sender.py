@@ -342,6 +342,8 @@ class ShmSender:
             size = peer.recv_into(self._inbox)
         except BlockingIOError:
             return False
+        except ConnectionResetError:
+            return True  # reported once, before what the receiver sent first (a reply)
         except OSError:
             size = 0
         if not size:  # end of file: the receiver closed or died
