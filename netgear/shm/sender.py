@@ -13,7 +13,9 @@ Two delivery modes:
 * lossless (PAIR, REQ/REP): one receiver. The sender owns ``slots`` credits; a slot comes
   back only when the receiver is done with the frame in it (its next ``receive()``), so a
   slow receiver slows the sender and nothing is overwritten under it. A new connection
-  (a receiver restart) replaces the old receiver and hands all slots back to the sender.
+  (a receiver restart) replaces the old receiver and hands all slots back to the sender,
+  once the old one has gone (a notice to it fails) or the ring runs dry: credits and
+  connections are only read then.
 * fan-out (PUB/SUB): any number of receivers read the same slot, no copy each. A receiver
   pins the slot of the frame it returned with a shared lock (see ``segment``); the sender
   skips pinned slots and never waits: a receiver whose socket buffer is full misses the
@@ -138,6 +140,12 @@ class ShmSender:
             raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
         if self.fanout:
             return self._pick_slot()
+        if self._free and self._conns:
+            # Credits and connections are read only when the ring runs dry: nothing to ask
+            # the kernel on the common path. A receiver that left shows up as EPIPE in
+            # commit(); a newer one is let in then, or once the ring runs dry (at most
+            # `slots` frames on).
+            return self._free.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._drain(0.0)
         while not self._free or self._peer is None:
