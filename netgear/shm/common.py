@@ -42,12 +42,13 @@ def check_int(key: str, value: object, lo: int, hi: int) -> int:
     return value
 
 
-def close_quietly(sock: socket.socket, conns: list[socket.socket], seg: Optional[Segment],
-                   unlink: bool) -> None:
+def close_quietly(sock: Optional[socket.socket], conns: list[socket.socket],
+                   seg: Optional[Segment], unlink: bool) -> None:
     for conn in conns:
         conn.close()
     conns.clear()
-    sock.close()
+    if sock is not None:
+        sock.close()
     if seg is not None:
         if unlink:
             # ours to remove: while our segment (and its owner lock) exists, no other

@@ -20,19 +20,17 @@ Two delivery modes:
   pins the slot of the frame it returned with a shared lock (see ``segment``); the sender
   skips pinned slots and never waits: a receiver whose socket buffer is full misses the
   message. A slow receiver drops frames, counted in ``dropped`` from the sequence numbers.
+
+The sender's end of the socket (receivers connecting, credits, replies) is ``receivers``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
-import select
-import socket
 import time
 import weakref
-from collections import deque
 from typing import Optional, Union
 
 import msgpack
@@ -41,11 +39,13 @@ import numpy as np
 from ..errors import ClosedError, PeerTimeoutError, TransportError
 from . import common
 from .common import DEFAULT_SLOT_BYTES, HEADER_MAX, check_frame, check_header, socket_dir
+from .receivers import Receivers
 from .segment import HEADER_BYTES, MAX_SLOTS, Segment, check_name, resolve_group, try_lock, unlock
 
 __all__ = ["DEFAULT_SLOT_BYTES", "HEADER_MAX", "ShmSender", "socket_dir"]
 
 logger = logging.getLogger(__name__)
+
 
 class ShmSender:
     """Publish frames of the stream ``name`` into shared memory.
@@ -71,34 +71,19 @@ class ShmSender:
         endpoint = os.path.join(socket_dir(gid), name + ".sock")
         self._seg = Segment.create(name, self.slots, self.slot_bytes, endpoint, gid,
                                    self.fanout)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._conns: list[socket.socket] = []  # fan-out: every receiver; lossless: one
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(endpoint)  # a SIGKILLed sender's; the segment says the name is ours
-            self._sock.bind(endpoint)
-            if gid is not None:
-                os.chmod(endpoint, 0o660)
-            self._sock.listen(64)
-            self._sock.setblocking(False)
-            self._listener = select.poll()  # is a receiver connecting? (see _accept)
-            self._listener.register(self._sock, select.POLLIN)
+            self._rx = Receivers(name, endpoint, gid, self.slots, self.fanout)
         except BaseException as exc:
-            common.close_quietly(self._sock, self._conns, self._seg, unlink=True)
+            common.close_quietly(None, [], self._seg, unlink=True)
             if isinstance(exc, OSError):
                 raise TransportError(f"shm stream {name!r}: cannot listen on {endpoint}: {exc}") \
                     from exc
             raise
-        self._finalizer = weakref.finalize(self, common.close_quietly, self._sock, self._conns,
-                                           self._seg, True)
+        self._finalizer = weakref.finalize(self, common.close_quietly, self._rx.sock,
+                                           self._rx.conns, self._seg, True)
         self._seq = 0
         self._next = 0
-        self._free: deque[int] = deque(range(self.slots))
         self.busy_drops = 0  # fan-out frames not published because every slot was pinned
-        self.replies: deque[bytes] = deque()  # lossless: what the receiver sent back
-        self._partial: Optional[bytearray] = None
-        self._inbox = bytearray(common.MSG_MAX)
-        self._watch: Optional[select.poll] = None  # listener + receivers; None: rebuild
         self.closed = False
 
     def publish(self, frame: Optional[np.ndarray], header: bytes = b"",
@@ -140,27 +125,27 @@ class ShmSender:
             raise ClosedError(f"shm stream {self.name!r}: publish() after close()")
         if self.fanout:
             return self._pick_slot()
-        if self._free and self._conns:
+        if self._rx.free and self._rx.conns:
             # Credits and connections are read only when the ring runs dry: nothing to ask
             # the kernel on the common path. A receiver that left shows up as EPIPE in
             # commit(); a newer one is let in then, or once the ring runs dry (at most
             # `slots` frames on).
-            return self._free.popleft()
+            return self._rx.free.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._drain(0.0)
-        while not self._free or self._peer is None:
+        self._rx.drain(0.0)
+        while not self._rx.free or self._rx.peer is None:
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return -1
-            self._drain(left)
-        return self._free.popleft()
+            self._rx.drain(left)
+        return self._rx.free.popleft()
 
     def unreserve(self, slot: int) -> None:
         """Give back a slot from :meth:`reserve` that will not be committed."""
         if self.fanout:
             unlock(self._seg.fd, 1 + slot)
-        elif slot not in self._free:
-            self._free.appendleft(slot)
+        elif slot not in self._rx.free:
+            self._rx.free.appendleft(slot)
 
     def slot_buffer(self, slot: int) -> memoryview:
         """The writable bytes of ``slot`` (``slot_bytes`` long), reserved by the caller."""
@@ -189,23 +174,23 @@ class ShmSender:
                 unlock(seg.fd, 1 + slot)
         msg = msgpack.packb([seg.token, self._seq, slot, dtype, shape, bytes(header)])
         if self.fanout:
-            self._fan_out(msg)
+            self._rx.fan_out(msg)
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._deliver(msg, slot, deadline):
             return True
-        if slot >= 0 and slot not in self._free:
-            self._free.appendleft(slot)
+        if slot >= 0 and slot not in self._rx.free:
+            self._rx.free.appendleft(slot)
         return False
 
     def announce(self, header: bytes, timeout: float) -> None:
         """Fan-out: a message without a frame for every receiver, waiting up to ``timeout``
         for a full socket buffer (used for the end of a stream, which must not be missed)."""
-        self._accept()
+        self._rx.accept()
         self._seq += 1
         msg = msgpack.packb([self._seg.token, self._seq, -1, "", [], bytes(header)])
         deadline = time.monotonic() + timeout
-        for conn in list(self._conns):
+        for conn in list(self._rx.conns):
             while True:
                 try:
                     conn.send(msg)
@@ -215,7 +200,7 @@ class ShmSender:
                     if left <= 0 or not common.writable(conn, left):
                         break
                 except OSError:
-                    self._drop(conn)
+                    self._rx.drop(conn)
                     break
 
     def _pick_slot(self) -> int:
@@ -229,54 +214,19 @@ class ShmSender:
         return -1
 
     @property
-    def _peer(self) -> Optional[socket.socket]:
-        return self._conns[0] if self._conns else None
-
-    @property
     def receivers(self) -> int:
         """Receivers connected right now (lossless: 0 or 1)."""
-        self._accept()
-        return len(self._conns)
+        self._rx.accept()
+        return len(self._rx.conns)
 
     def ready(self) -> bool:
         """Lossless: a receiver is connected and a slot is free (publish() would not wait)."""
-        self._drain(0.0)
-        return self._peer is not None and bool(self._free)
-
-    def _accept(self) -> None:
-        # Asked before every frame: one poll() says whether anyone is connecting. A
-        # non-blocking accept() on an idle socket raises, and a raised exception costs tens
-        # of microseconds on the first frame after an idle gap (cold caches).
-        while self._listener.poll(0):
-            try:
-                conn, _ = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            conn.setblocking(False)
-            if not self.fanout:
-                # a new receiver (a restart): the old one is done, all slots are free again
-                logger.debug("shm stream %r: receiver attached", self.name)
-                for old in self._conns:
-                    old.close()
-                self._conns.clear()
-                self._free = deque(range(self.slots))
-                self._partial = None
-            self._conns.append(conn)
-            self._watch = None
-
-    def _fan_out(self, msg: bytes) -> None:
-        self._accept()
-        for conn in list(self._conns):
-            try:
-                conn.send(msg)
-            except BlockingIOError:
-                pass  # that receiver is behind: it counts the gap by sequence number
-            except OSError:
-                self._drop(conn)  # that receiver is gone
+        self._rx.drain(0.0)
+        return self._rx.peer is not None and bool(self._rx.free)
 
     def _deliver(self, msg: bytes, slot: int, deadline: Optional[float]) -> bool:
         while True:
-            peer = self._peer
+            peer = self._rx.peer
             if peer is not None:
                 try:
                     peer.send(msg)
@@ -286,26 +236,20 @@ class ShmSender:
                 except OSError as exc:
                     if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                         raise TransportError(f"shm stream {self.name!r}: {exc}") from exc
-                    self._drop(peer)  # that receiver is gone; wait for the next one
+                    self._rx.drop(peer)  # that receiver is gone; wait for the next one
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return False
-            self._drain(left)
-            if slot >= 0 and self._peer is not None and slot in self._free:
-                self._free.remove(slot)  # a new receiver reset the credits; keep ours
-
-    def _drop(self, conn: socket.socket) -> None:
-        conn.close()
-        if conn in self._conns:
-            self._conns.remove(conn)
-        self._watch = None
+            self._rx.drain(left)
+            if slot >= 0 and self._rx.peer is not None and slot in self._rx.free:
+                self._rx.free.remove(slot)  # a new receiver reset the credits; keep ours
 
     def _wait_s(self, deadline: Optional[float]) -> float:
         if deadline is None:
             return 1.0
         left = deadline - time.monotonic()
         if left <= 0:
-            what = "a receiver" if self._peer is None else "the receiver to free a slot"
+            what = "a receiver" if self._rx.peer is None else "the receiver to free a slot"
             raise PeerTimeoutError(
                 f"shm stream {self.name!r}: waited for {what} until the timeout; a lossless "
                 "stream sends only as fast as its receiver reads (raise the timeout, or use "
@@ -315,67 +259,13 @@ class ShmSender:
     def wait_reply(self, timeout: float) -> Optional[bytes]:
         """Lossless: the next reply its receiver sent back, or None after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        self._drain(0.0)
-        while not self.replies:
+        self._rx.drain(0.0)
+        while not self._rx.replies:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            self._drain(left)
-        return self.replies.popleft()
-
-    def _drain(self, wait_s: float) -> None:
-        """Accept a new receiver and read credits and replies, waiting up to ``wait_s``.
-
-        Driven by poll() rather than by reading until a non-blocking call raises: this runs
-        before every lossless frame, and see ``_accept`` for what an exception costs.
-        """
-        ms = max(1, int(wait_s * 1000)) if wait_s > 0 else 0
-        while self._watched().poll(ms):
-            ms = 0  # whatever arrived is read; then look again without waiting
-            self._accept()
-            peer = self._peer
-            if peer is None or not self._read(peer):
-                return
-
-    def _watched(self) -> select.poll:
-        if self._watch is None:  # the receivers changed
-            self._watch = select.poll()
-            for sock in (self._sock, *self._conns):
-                self._watch.register(sock, select.POLLIN)
-        return self._watch
-
-    def _read(self, peer: socket.socket) -> bool:
-        """Take one credit or reply chunk; False when there was none, or at end of file."""
-        try:
-            size = peer.recv_into(self._inbox)
-        except BlockingIOError:
-            return False
-        except ConnectionResetError:
-            return True  # reported once, before what the receiver sent first (a reply)
-        except OSError:
-            size = 0
-        if not size:  # end of file: the receiver closed or died
-            self._drop(peer)
-            return False
-        kind = self._inbox[:1]
-        if kind == common.CREDIT:
-            slot = int.from_bytes(self._inbox[1:5], "little")
-            if 0 <= slot < self.slots and slot not in self._free:
-                self._free.append(slot)
-        elif kind == common.REPLY and size >= 2:
-            self._take_reply_chunk(self._inbox[1], bytes(self._inbox[2:size]))
-        return True
-
-    def _take_reply_chunk(self, flags: int, data: bytes) -> None:
-        # a reply larger than one packet comes in chunks: FIRST starts it, LAST ends it
-        if flags & common.FIRST:
-            self._partial = bytearray()
-        if self._partial is None:
-            return  # the rest of a reply whose start went to a replaced receiver
-        self._partial += data
-        if flags & common.LAST:
-            self.replies.append(bytes(self._partial))
-            self._partial = None
+            self._rx.drain(left)
+        return self._rx.replies.popleft()
 
     def close(self) -> None:
         """Unlink the segment and close the socket. Idempotent; returns at once."""
