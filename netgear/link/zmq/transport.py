@@ -19,14 +19,15 @@ from typing import Any
 import zmq
 
 from ...core.settings import Settings
-from ...errors import PeerTimeoutError, TransportError
-from ..base import Stop, never
+from ...errors import TransportError
+from ..base import Stop
 from .channel import Channel, SocketHook, translate_errors
-from .failover import Hubs, at_each_hub
+from .failover import Hubs
 from .pairwatch import watch_pair
+from .sending import Sending
 from .sockopts import base_options
 from .tracked import Lender
-from .waits import MISSED, drain_subscriptions, recv_within, send_within, slice_ms
+from .waits import recv_within, slice_ms
 
 __all__ = ["CLOSE_LINGER_MS", "END_REPEATS", "Channel", "SocketHook", "Transport",
            "translate_errors"]
@@ -38,7 +39,7 @@ END_REPEATS = 5  # PUB/SUB end-of-stream copies, see _publish_reliably
 MAX_NOTICES = 64  # unasked messages read per notices() call
 
 
-class Transport:
+class Transport(Sending):
     """The channels of one NetGear instance and the blocking operations on them."""
 
     def __init__(self, settings: Settings, split: bool) -> None:
@@ -108,151 +109,6 @@ class Transport:
         except BaseException:
             self.close()
             raise
-
-    def _at_each_hub(self, channel: Channel, attempt: Callable[[bool], Any],
-                     final: bool = False) -> Any:
-        hubs = self.hubs.get(channel)
-        return attempt(True) if hubs is None or final else at_each_hub(channel, hubs, attempt)
-
-    # -- sending ------------------------------------------------------------------------
-    def send(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
-             timeout: float, retries: int, drop_if_busy: bool, stop: Stop = never) -> bool:
-        """Queue ``parts`` once the socket can take them, failing over when a hub list says so.
-
-        Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
-        """
-        return self._at_each_hub(channel, lambda first: self._send_at_hub(
-            channel, parts, copy=copy, track=track, timeout=timeout, retries=retries,
-            drop_if_busy=drop_if_busy, stop=stop))
-
-    def _send_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, track: bool,
-                     timeout: float, retries: int, drop_if_busy: bool,
-                     stop: Stop = never) -> bool:
-        """Queue ``parts`` once the socket can take them; rebuild and retry when it cannot.
-
-        Returns False when ``drop_if_busy`` and the queue is full (nothing was sent).
-        ``track``: send zero-copy and return only once libzmq has let go of every part, so
-        the caller may overwrite its buffers (see :class:`~.tracked.Lender`). While a
-        tracked frame that timed out is still queued on ``channel``, frames are copied.
-        """
-        tracker = None
-        if track and self._lender.can_lend(channel):
-            parts, tracker = self._lender.lend(parts)
-            copy = False
-        elif track:
-            copy = True
-        for attempt in range(retries + 1):
-            sock = self._sock(channel)
-            if channel.socket_type == zmq.XPUB:
-                channel.joins += drain_subscriptions(sock)
-            with translate_errors("send"):
-                if drop_if_busy:
-                    try:
-                        sock.send_multipart(parts, zmq.NOBLOCK, copy=copy)
-                        sent = True
-                    except zmq.Again:
-                        return False
-                else:
-                    sent = send_within(channel, parts, timeout, stop, copy, False) is not MISSED
-                if sent:
-                    if tracker is not None:
-                        # each Frame object holds its message until it is freed: libzmq
-                        # can only let go once these are gone
-                        parts.clear()
-                        self._lender.wait(channel, tracker, timeout, retries, stop)
-                    return True
-            if stop():
-                return False
-            # No rebuild here: a full queue means a slow or stalled peer, and rebuilding
-            # would silently discard frames already accepted (a gone peer needs none: libzmq
-            # reconnects by itself). So the attempts only pace the warnings.
-            logger.warning("%s: peer not taking frames after %.2fs (attempt %d of %d)",
-                           channel.label, timeout, attempt + 1, retries + 1)
-        raise PeerTimeoutError(
-            f"no peer took the message on port {channel.label} within {timeout:g}s "
-            f"after {retries} retries"
-        )
-
-    def request(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
-                retries: int, accept: Callable[[list[Any]], bool],
-                stop: Stop = never, final: bool = False,
-                sent: bool = False) -> list[Any] | None:
-        """:meth:`_request_at_hub`, moved to the next hub when one exhausts its budget."""
-        return self._at_each_hub(channel, lambda first: self._request_at_hub(
-            channel, parts, copy=copy, timeout=timeout, retries=retries, accept=accept,
-            stop=stop, final=final, sent=sent and first), final)
-
-    def _request_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool,
-                        timeout: float, retries: int, accept: Callable[[list[Any]], bool],
-                        stop: Stop = never, final: bool = False,
-                        sent: bool = False) -> list[Any] | None:
-        """Send and wait for the matching reply (REQ/REP, bidirectional PAIR), Lazy Pirate style.
-
-        ``accept`` tells a reply to this request from a stale one, which is skipped.
-        None when ``stop()`` turned true while waiting. ``final``: the socket is closed next,
-        so it is not rebuilt after the last attempt. ``sent``: :meth:`post` already sent
-        ``parts``, so the first attempt only waits (a retry resends them on a new socket).
-        """
-        for attempt in range(retries + 1):
-            self._sock(channel)
-            deadline = time.monotonic() + timeout
-            with translate_errors("request"):
-                if (sent and attempt == 0) or send_within(
-                        channel, self.envelope + parts, timeout, stop, copy,
-                        False) is not MISSED:
-                    while True:
-                        reply = recv_within(channel, deadline - time.monotonic(), stop, False)
-                        if reply is None:
-                            break
-                        reply = reply[len(self.envelope):]
-                        if accept(reply):
-                            return reply
-            if stop():
-                return None
-            # at close (final) an unanswered end-of-stream is normal: the peer left first
-            (logger.debug if final else logger.warning)(
-                "%s: no reply within %.2fs (attempt %d of %d)",
-                channel.label, timeout, attempt + 1, retries + 1)
-            if attempt < retries:
-                with translate_errors("socket rebuild"):
-                    channel.rebuild()
-        if not final:
-            # The socket may hold a half-done request; leave a clean one for the next call.
-            with translate_errors("socket rebuild"):
-                channel.rebuild()
-        raise PeerTimeoutError(
-            f"no reply from port {channel.label} within {timeout:g}s after {retries} retries"
-        )
-
-    def post(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
-             retries: int, stop: Stop = never) -> bool:
-        """:meth:`_post_at_hub`, moved to the next hub when one exhausts its budget."""
-        return self._at_each_hub(channel, lambda first: self._post_at_hub(
-            channel, parts, copy=copy, timeout=timeout, retries=retries, stop=stop))
-
-    def _post_at_hub(self, channel: Channel, parts: list[Any], *, copy: bool, timeout: float,
-                     retries: int, stop: Stop = never) -> bool:
-        """Send a request without waiting for its reply (``request(sent=True)`` collects it).
-
-        Rebuilds the socket between attempts like :meth:`request`; False when ``stop()``
-        turned true first.
-        """
-        for attempt in range(retries + 1):
-            self._sock(channel)
-            with translate_errors("request"):
-                if send_within(channel, self.envelope + parts, timeout, stop, copy,
-                               False) is not MISSED:
-                    return True
-            if stop():
-                return False
-            logger.warning("%s: no peer took the request within %.2fs (attempt %d of %d)",
-                           channel.label, timeout, attempt + 1, retries + 1)
-            with translate_errors("socket rebuild"):
-                channel.rebuild()
-        raise PeerTimeoutError(
-            f"no peer took the frame on port {channel.label} within {timeout:g}s "
-            f"after {retries} retries"
-        )
 
     # -- receiving ----------------------------------------------------------------------
     def receive(self, channel: Channel, timeout: float | None, copy: bool,
