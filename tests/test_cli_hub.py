@@ -1,8 +1,10 @@
-"""`netgear view --port P` as a one-port hub and `netgear serve --connect HOST:P --name N`."""
+"""`netgear view --port P` as a one-port hub, `netgear serve --connect HOST:P --name N`, and
+`serve` failing over along an address list."""
 
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Any
 
 import httpx
@@ -10,6 +12,8 @@ import pytest
 from conftest import free_port
 from test_cli import cli, read_url
 from web_helpers import wait_for
+
+from netgear import NetGear
 
 
 def _streams(url: str) -> list[dict[str, Any]]:
@@ -68,3 +72,30 @@ def test_serve_connect_refuses_address_or_port_beside_it(capsys: Any) -> None:
     assert "--connect HOST:PORT replaces" in capsys.readouterr().err
     assert main(["serve", "--connect", "nohost"]) != 0
     assert "is not HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(40)
+def test_serve_fails_over_along_an_address_list(capsys: Any) -> None:
+    # the first hub is never up: after --request-timeout x 4 tries the frames go to the next
+    from netgear.cli import main
+
+    port = free_port()
+    hub = NetGear(address="127.0.0.2", port=port, pattern=1, receive_mode=True,
+                  multiserver_mode=True, receive_timeout=15.0)
+    result: list[int] = []
+    serve = threading.Thread(target=lambda: result.append(main([
+        "serve", "--source", "testpattern", "--address", "127.0.0.1, 127.0.0.2",
+        "--port", str(port), "--request-timeout", "0.3", "--name", "porch",
+        "--frames", "5", "--resolution", "64x48", "--fps", "40"])), daemon=True)
+    try:
+        serve.start()
+        names = []
+        while (item := hub.recv()) is not None:
+            names.append(item[0])
+        serve.join(15)
+        assert result == [0] and names == ["porch"] * 5
+        assert "to 127.0.0.1,127.0.0.2:" in capsys.readouterr().out
+    finally:
+        hub.close()
+    assert main(["serve", "--source", "testpattern", "--address", "hub-a,,hub-b"]) == 1
+    assert "has an empty entry" in capsys.readouterr().err

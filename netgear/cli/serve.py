@@ -46,6 +46,7 @@ examples:
   netgear serve --source 0 --address 192.168.1.10 --port 5567 --jpeg
   netgear serve --source clip.mp4 --fps 25 --plain --port 5555
   netgear serve --source 0 --address hub.local --codec h264   # Wi-Fi: needs netgear[video]
+  netgear serve --source 0 --address hub-a.local,hub-b.local --port 5555 --name porch
 """
 
 
@@ -55,13 +56,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--source", default="0", metavar="SRC",
                    help="camera index (0, 1, ...), video file or URL, or 'testpattern' "
                    "(default 0, the first camera)")
-    p.add_argument("--address", default=None, metavar="HOST",
-                   help="address of the receiver (default localhost)")
+    p.add_argument("--address", default=None, metavar="HOST[,HOST...]",
+                   help="address of the receiver (default localhost); a comma-separated "
+                   "list names hubs to fail over between, all on --port (pattern 2 feeds "
+                   "every one)")
     p.add_argument("--port", type=positive_int, default=None,
                    help="receiver port for this sender (default 5566)")
     p.add_argument("--connect", type=host_port, default=None, metavar="HOST:PORT",
                    help="the receiver as one HOST:PORT, e.g. a one-port `netgear view` hub "
                    "(instead of --address and --port)")
+    p.add_argument("--request-timeout", type=positive_float, default=None, metavar="S",
+                   help="seconds to wait for the receiver before a retry (default 4); "
+                   "after 4 tries a hub of an --address list is left for the next")
     p.add_argument("--pattern", type=int, choices=(0, 1, 2), default=1,
                    help="0 PAIR (only with --plain), 1 REQ/REP (default), 2 PUB/SUB")
     add_codec_args(p)
@@ -220,9 +226,15 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--connect HOST:PORT replaces --address and --port; give one or "
                            "the other")
         args.address, args.port = args.connect
-    args.address = "localhost" if args.address is None else args.address
+    hubs = ["localhost"] if args.address is None else [
+        host.strip() for host in args.address.split(",")]
+    if not all(hubs):
+        raise CliError(f"--address {args.address!r} has an empty entry; give HOST or a "
+                       "comma-separated list such as hub-a,hub-b")
     args.port = 5566 if args.port is None else args.port
     options = secure_options(args)
+    if args.request_timeout is not None:
+        options["request_timeout"] = args.request_timeout
     if not args.plain:
         options["multiserver_mode"] = True
         if args.name is not None:
@@ -236,8 +248,8 @@ def run(args: argparse.Namespace) -> int:
         options["video_gop"] = args.gop
     gear = open_source(args.source, args.resolution, args.fps)
     try:
-        sender = NetGear(address=args.address, port=args.port, pattern=args.pattern,
-                         **options)
+        sender = NetGear(address=hubs[0] if len(hubs) == 1 else hubs, port=args.port,
+                         pattern=args.pattern, **options)
     except BaseException:
         gear.stop()
         raise
@@ -246,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     pace = None if isinstance(gear, TestPatternGear) else args.fps  # the pattern paces itself
     worker = FrameSender(gear, sender, name=None if args.plain else args.name, fps=pace,
                          frames=args.frames)
-    say(f"sending {args.source} to {args.address}:{args.port} (pattern {args.pattern}"
+    say(f"sending {args.source} to {','.join(hubs)}:{args.port} (pattern {args.pattern}"
         f"{', multi-server' if not args.plain else ''}{f', {codec}' if codec != 'raw' else ''}"
         f"{f', secure {args.secure}' if args.secure else ''}); "
         "Ctrl-C to stop")
