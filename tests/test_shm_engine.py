@@ -113,49 +113,46 @@ def test_lossless_every_frame_in_order_between_processes(name: str, peers: list)
         rx.close()
 
 
-def test_frames_sent_before_the_sender_closed_arrive_though_its_credits_were_unread(
-        name: str) -> None:
-    # Linux reports a peer that closed with data of ours unread (the receiver's credits)
-    # as ECONNRESET, once, before the packets that peer sent first: taken for an end of
-    # file, the stream's last frames were lost (once in ~30 lossless runs under load)
+@contextlib.contextmanager
+def published(name: str, count: int) -> Iterator[tuple[ShmSender, ShmReceiver]]:
+    """A lossless sender and its attached receiver, frames 1..``count`` published."""
     tx = ShmSender(name, slots=4, slot_bytes=int(np.prod(SHAPE)))
     rx = ShmReceiver(name)
     try:
         attach(tx, rx)
         frame = np.empty(SHAPE, np.uint8)
-        for k in range(1, 4):
+        for k in range(1, count + 1):
             frame.fill(k % 251)
             tx.publish(frame, str(k).encode(), timeout=10)
+        yield tx, rx
+    finally:
+        tx.close()
+        rx.close()
+
+
+def test_frames_sent_before_the_sender_closed_arrive_though_its_credits_were_unread(
+        name: str) -> None:
+    # Linux reports a peer that closed with data of ours unread (the receiver's credits)
+    # as ECONNRESET, once, before the packets that peer sent first: taken for an end of
+    # file, the stream's last frames were lost (once in ~30 lossless runs under load)
+    with published(name, 3) as (tx, rx):
         assert check(rx.receive(5)) == 1
         assert check(rx.receive(5)) == 2
         rx.release()  # credits tx never reads; and receive() has nothing to give back
         tx.close()
         assert check(rx.receive(5)) == 3
         assert rx.receive(0.5) is None
-    finally:
-        tx.close()
-        rx.close()
 
 
 def test_a_reply_sent_before_the_receiver_closed_arrives_though_frames_were_unread(
         name: str) -> None:
     # the same report the other way: a receiver that answers and leaves with a
     # notification unread must not have its answer dropped as an end of file
-    tx = ShmSender(name, slots=4, slot_bytes=int(np.prod(SHAPE)))
-    rx = ShmReceiver(name)
-    try:
-        attach(tx, rx)
-        frame = np.empty(SHAPE, np.uint8)
-        for k in (1, 2):
-            frame.fill(k % 251)
-            tx.publish(frame, str(k).encode(), timeout=10)
+    with published(name, 2) as (tx, rx):
         assert check(rx.receive(5)) == 1
         assert rx.reply(b"answer to 1")
         rx.close()  # frame 2's notification is left unread
         assert tx.wait_reply(5) == b"answer to 1"
-    finally:
-        tx.close()
-        rx.close()
 
 
 def test_lossless_slow_receiver_slows_sender_and_nothing_is_overwritten(
