@@ -3,7 +3,9 @@
 Without this, a sender holding the wrong server key (or refused by IronHouse) only sees
 timeouts. Every secure socket gets a monitor PAIR socket when it opens; one small thread
 per NetGear reads their events, logs each failing peer once, and remembers the failure so
-a timeout can name it. The frame path never touches the monitor.
+a timeout can name it. A PAIR receiver's socket is monitored by its PAIR watch already
+(libzmq allows one monitor per socket), whose thread passes the events to :meth:`note`.
+The frame path never touches the monitor.
 """
 
 from __future__ import annotations
@@ -55,16 +57,16 @@ class HandshakeMonitor:
 
     # -- called by the transport on the application's thread -------------------------------
     def hook(self, sock: zmq.Socket, channel: Channel) -> None:
-        # get_monitor_socket binds and connects the PAIR here, before the socket connects,
-        # so no event is lost; the thread takes the PAIR over (the lock is the barrier).
-        # A unique address: pyzmq's default derives it from the socket's fd, which a Lazy
-        # Pirate rebuild may reuse before libzmq has unbound the old monitor.
         watch = getattr(channel, "watch", None)
         if watch is not None:
             # a PAIR receiver's watch (link/zmq/pairwatch.py) already holds the socket's one
             # monitor; its thread passes the handshake events on
             watch.relay = self.note
             return
+        # get_monitor_socket binds and connects the PAIR here, before the socket connects,
+        # so no event is lost; the thread takes the PAIR over (the lock is the barrier).
+        # A unique address: pyzmq's default derives it from the socket's fd, which a Lazy
+        # Pirate rebuild may reuse before libzmq has unbound the old monitor.
         address = f"inproc://netgear-monitor-{id(self):x}-{next(self._serial)}"
         try:
             monitor = sock.get_monitor_socket(EVENTS, addr=address)
