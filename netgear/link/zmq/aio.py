@@ -107,15 +107,7 @@ class Watch:
     def _let_in_stranded(self) -> bool:
         """A PAIR sender refused while another held the slot: reopen the socket (see
         pairwatch.py). The loop's reader goes first: none may stay on a closed descriptor."""
-        if not self._watched():
-            return False
-        channel = self.channels[0]
-        watch = channel.watch
-        if watch is None or not watch.stranded():
-            return False
-        self.release()
-        let_in_stranded(channel)
-        return True
+        return self._watched() and let_in_stranded(self.channels[0], before=self.release)
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():

@@ -179,11 +179,15 @@ def watch_pair(sock: zmq.Socket, channel: Channel) -> None:
     channel.watch = PairWatch(sock)
 
 
-def let_in_stranded(channel: Channel) -> None:
-    """Rebuild ``channel``'s socket if its peer left while a newer sender waits unattached."""
+def let_in_stranded(channel: Channel, before: Callable[[], None] | None = None) -> bool:
+    """Rebuild ``channel``'s socket if its peer left while a newer sender waits unattached;
+    True if it did. ``before`` runs first (an asyncio loop lets go of the old descriptor)."""
     watch = channel.watch
     if watch is None or not watch.stranded():
-        return
+        return False
+    if before is not None:
+        before()
     logger.info("port %s: the sender left while another waited; reopening the socket so "
                 "that it is let in", channel.label)
     channel.rebuild()
+    return True
